@@ -1,0 +1,249 @@
+"""FaceVAE web app: reconstruct a selfie, draw random faces, morph two faces, explore the latent space.
+
+    python app.py [--host 127.0.0.1] [--port 7860] [--share] [--model REPO_ID_OR_FOLDER]
+
+A thin Gradio UI over facevae.pipeline; every event has an api_name for gradio_client.
+"""
+from __future__ import annotations
+
+import argparse
+import functools
+import logging
+import os
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+import gradio as gr
+import torch
+
+from facevae import load_model
+from facevae.align import MAX_BYTES, PhotoError
+from facevae.pipeline import INTERPOLATIONS, FacePipeline, animated_gif, grid_png
+
+log = logging.getLogger("facevae.app")
+EXAMPLES = sorted(str(p) for p in (Path(__file__).parent / "assets" / "examples").glob("*.jpg"))
+DIMENSION_SLIDERS = 8
+PC_SLIDERS = 6
+OUTPUT_DIR = Path(tempfile.mkdtemp(prefix="facevae-"))
+OUTPUT_MAX_AGE_SECONDS = 3600
+
+
+class PhotoInput(gr.Image):
+    """gr.Image whose upload reaches facevae.align as a file path, undecoded: align's checks
+    give clear messages for non-images, damaged files and decompression bombs, where Gradio's
+    own decoding would fail with a cryptic error, or decode the bomb."""
+
+    is_template = True  # drawn by the frontend's ordinary Image component
+
+    def preprocess(self, payload):
+        if payload is not None and payload.path:
+            return payload.path
+        return super().preprocess(payload)
+
+
+def user_errors(fn):
+    """Turn a PhotoError into a message in the UI (and the API's error), not a traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except PhotoError as error:
+            raise gr.Error(str(error)) from None
+
+    return wrapper
+
+
+def save_output(data: bytes, suffix: str) -> str:
+    """Write a download to the app's output folder, removing downloads older than an hour."""
+    cutoff = time.time() - OUTPUT_MAX_AGE_SECONDS
+    for old in OUTPUT_DIR.iterdir():
+        if old.stat().st_mtime < cutoff:
+            old.unlink(missing_ok=True)
+    handle, path = tempfile.mkstemp(suffix=suffix, dir=OUTPUT_DIR)
+    with os.fdopen(handle, "wb") as f:
+        f.write(data)
+    return path
+
+
+def activity_chart(pipeline: FacePipeline):
+    """A bar chart of the average KL of each latent dimension, most active first."""
+    stats = pipeline.model.latent_stats
+    if stats is None:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    kl = stats.kl.sort(descending=True).values.numpy()
+    fig, ax = plt.subplots(figsize=(6, 2.2))
+    ax.bar(range(len(kl)), kl, width=1.0, color="#4a7bd0")
+    ax.axhline(0.01, color="grey", lw=0.8, ls="--")
+    ax.set_xlabel(f"latent dimensions by KL ({int((stats.kl > 0.01).sum())} active of {len(kl)})")
+    ax.set_ylabel("average KL (nats)")
+    fig.tight_layout()
+    return fig
+
+
+def build_demo(pipeline: FacePipeline) -> gr.Blocks:
+    model = pipeline.model
+    ranked = pipeline.ranked_dimensions()
+    kl = model.latent_stats.kl if model.latent_stats is not None else None
+    dimension_choices = [(f"dim {d}" + (f" (KL {kl[d]:.2f})" if kl is not None else ""), d) for d in ranked]
+
+    @user_errors
+    def reconstruct(photo, face_number):
+        if not photo:
+            raise gr.Error("Upload a photo first (or pick an example).")
+        result = pipeline.reconstruct(photo, int(face_number or 1) - 1)
+        if not result.info.found:
+            gr.Warning(result.info.message)
+        summary = f"**MSE** {result.mse:.4f} · **PSNR** {result.psnr:.2f} dB  \n{result.info.message}"
+        return result.face, result.reconstruction, summary, result.detections
+
+    def sample(count, seed, temperature, prior):
+        faces = pipeline.sample(int(count), int(seed), float(temperature), prior)
+        return faces, save_output(grid_png(faces), ".png")
+
+    def endpoints(photo_a, seed_a, photo_b, seed_b):
+        return pipeline.latent(photo_a, seed_a), pipeline.latent(photo_b, seed_b)
+
+    @user_errors
+    def morph(photo_a, seed_a, photo_b, seed_b, t, method):
+        return pipeline.morph(*endpoints(photo_a, seed_a, photo_b, seed_b), t, method)
+
+    @user_errors
+    def morph_animation(photo_a, seed_a, photo_b, seed_b, method, frames):
+        images = pipeline.morph_frames(*endpoints(photo_a, seed_a, photo_b, seed_b), int(frames), method)
+        return images, save_output(animated_gif(images), ".gif")
+
+    @user_errors
+    def explore(photo, seed, dimensions, *offsets):
+        dimension_offsets = {int(d): float(v) for d, v in zip(dimensions or [], offsets[:DIMENSION_SLIDERS])}
+        return pipeline.explore(pipeline.latent(photo, seed), dimension_offsets, [float(v) for v in offsets[DIMENSION_SLIDERS:]])
+
+    def label_sliders(dimensions):
+        dimensions = list(dimensions or [])[:DIMENSION_SLIDERS]
+        return [gr.update(label=f"dim {d}" if i < len(dimensions) else "(pick a dimension above)", value=0,
+                          interactive=i < len(dimensions)) for i, d in enumerate(dimensions + [None] * (DIMENSION_SLIDERS - len(dimensions)))]
+
+    def ping():
+        return "ok"
+
+    with gr.Blocks(title="FaceVAE", delete_cache=(1800, 3600)) as demo:
+        gr.Markdown(f"# FaceVAE\nA variational autoencoder of faces (128×128, {model.latent_dim}-dimensional latent). "
+                    f"Weights: **{model.source}**.")
+        with gr.Tab("Reconstruct"):
+            with gr.Row():
+                photo = PhotoInput(label="Photo", type="filepath", sources=["upload", "webcam", "clipboard"], height=320)
+                with gr.Column():
+                    face_number = gr.Number(label="Face (1 = largest)", value=1, minimum=1, precision=0)
+                    run = gr.Button("Reconstruct", variant="primary")
+                    detections = gr.Image(label="Where the face was found", interactive=False, height=200)
+            with gr.Row():
+                aligned = gr.Image(label="Aligned face (model input)", interactive=False, height=256)
+                reconstruction = gr.Image(label="Reconstruction", interactive=False, height=256)
+            summary = gr.Markdown()
+            if EXAMPLES:
+                gr.Examples(EXAMPLES, inputs=[photo])
+            outputs = [aligned, reconstruction, summary, detections]
+            run.click(reconstruct, [photo, face_number], outputs, api_name="reconstruct")
+            photo.upload(reconstruct, [photo, face_number], outputs, api_visibility="private")
+
+        with gr.Tab("Random faces"):
+            with gr.Row():
+                count = gr.Slider(1, 64, value=16, step=1, label="Count")
+                seed = gr.Number(label="Seed", value=0, precision=0)
+                temperature = gr.Slider(0.1, 1.5, value=0.8, step=0.05, label="Temperature")
+                prior = gr.Radio(pipeline.priors, value=pipeline.priors[-1], label="Prior",
+                                 info="mixture: a Gaussian mixture fitted to the training faces' latents")
+            draw = gr.Button("Draw faces", variant="primary")
+            gallery = gr.Gallery(label="Faces", columns=8, height="auto", format="png")
+            grid_file = gr.File(label="Grid as PNG")
+            draw.click(sample, [count, seed, temperature, prior], [gallery, grid_file], api_name="sample")
+
+        with gr.Tab("Morph"):
+            with gr.Row():
+                with gr.Column():
+                    photo_a = PhotoInput(label="Face A (empty: a random face from the seed)", type="filepath", height=220)
+                    seed_a = gr.Number(label="Seed A", value=1, precision=0)
+                with gr.Column():
+                    photo_b = PhotoInput(label="Face B (empty: a random face from the seed)", type="filepath", height=220)
+                    seed_b = gr.Number(label="Seed B", value=2, precision=0)
+                with gr.Column():
+                    blend = gr.Image(label="Blend", interactive=False, height=256)
+                    t = gr.Slider(0, 1, value=0.5, step=0.01, label="t (0 = A, 1 = B)")
+                    method = gr.Radio(list(INTERPOLATIONS), value="spherical", label="Interpolation")
+            with gr.Row():
+                frames = gr.Slider(3, 32, value=10, step=1, label="Frames")
+                animate = gr.Button("Make strip and GIF")
+            strip = gr.Gallery(label="Morph", columns=10, height="auto", format="png")
+            gif = gr.File(label="Animated GIF")
+            morph_inputs = [photo_a, seed_a, photo_b, seed_b]
+            t.input(morph, [*morph_inputs, t, method], blend, api_name="morph", trigger_mode="always_last")
+            for trigger in (photo_a.change, photo_b.change, seed_a.change, seed_b.change, method.change):
+                trigger(morph, [*morph_inputs, t, method], blend, api_visibility="private", trigger_mode="always_last")
+            animate.click(morph_animation, [*morph_inputs, method, frames], [strip, gif], api_name="morph_animation")
+
+        with gr.Tab("Latent explorer"):
+            with gr.Row():
+                with gr.Column():
+                    explore_photo = PhotoInput(label="Start from a photo (empty: a random face)", type="filepath", height=220)
+                    explore_seed = gr.Number(label="Seed of the random face", value=3, precision=0)
+                    with gr.Row():
+                        new_face = gr.Button("New random face")
+                        reset = gr.Button("Reset sliders")
+                explored = gr.Image(label="Face", interactive=False, height=256)
+                chart = gr.Plot(value=activity_chart(pipeline), label="Active dimensions")
+            dimensions = gr.Dropdown(dimension_choices, value=ranked[:DIMENSION_SLIDERS], multiselect=True,
+                                     max_choices=DIMENSION_SLIDERS, label="Latent dimensions (most informative first)")
+            with gr.Row():
+                with gr.Column():
+                    gr.Markdown("**Latent dimensions** (in standard deviations)")
+                    dimension_sliders = [gr.Slider(-3, 3, value=0, step=0.1, label=f"dim {d}")
+                                         for d in ranked[:DIMENSION_SLIDERS]]
+                with gr.Column():
+                    gr.Markdown("**Principal directions** (in standard deviations)")
+                    pc_sliders = [gr.Slider(-3, 3, value=0, step=0.1, label=f"PC {i + 1}") for i in range(PC_SLIDERS)]
+            sliders = dimension_sliders + pc_sliders
+            explore_inputs = [explore_photo, explore_seed, dimensions, *sliders]
+            explore_event = gr.Button(visible=False)  # the documented /explore endpoint, registered first to own the name
+            explore_event.click(explore, explore_inputs, explored, api_name="explore")
+            for slider in sliders:
+                slider.input(explore, explore_inputs, explored, api_visibility="private", trigger_mode="always_last")
+            for trigger in (explore_photo.change, explore_seed.change):
+                trigger(explore, explore_inputs, explored, api_visibility="private", trigger_mode="always_last")
+            dimensions.change(label_sliders, dimensions, dimension_sliders, api_visibility="private").then(
+                explore, explore_inputs, explored, api_visibility="private")
+            reset.click(lambda: [0] * len(sliders), None, sliders, api_visibility="private").then(
+                explore, explore_inputs, explored, api_visibility="private")
+            new_face.click(lambda s: (None, int(s) + 1), explore_seed, [explore_photo, explore_seed], api_visibility="private")
+
+        ping_button = gr.Button(visible=False)
+        ping_button.click(ping, None, gr.Textbox(visible=False), api_name="ping")
+        demo.load(explore, explore_inputs, explored, api_visibility="private")
+    return demo
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)))
+    parser.add_argument("--share", action="store_true", help="also serve on a public gradio.live link")
+    parser.add_argument("--model", default=None, help="Hub repo id or folder (default: $FACEVAE_MODEL, else the bundled weights)")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO)
+    torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+    model = load_model(args.model) if args.model else load_model()
+    print(f"FaceVAE weights: {model.source}", flush=True)
+    demo = build_demo(FacePipeline(model))
+    demo.queue(default_concurrency_limit=2).launch(server_name=args.host, server_port=args.port, share=args.share,
+                                                   max_file_size=MAX_BYTES, show_error=True)
+
+
+if __name__ == "__main__":
+    main()

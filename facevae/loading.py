@@ -1,0 +1,73 @@
+"""Where weights come from: a local folder, a Hub repo, or the default bundled in assets/."""
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from pathlib import Path
+
+import torch
+
+from .latent import LatentStats
+from .model import FaceVAE
+
+log = logging.getLogger(__name__)
+
+BUNDLED_MODEL = Path(__file__).resolve().parent.parent / "assets" / "facevae-celeba-128"
+MODEL_ENV = "FACEVAE_MODEL"  # a Hub repo id (or folder) to prefer over the bundled weights
+HUB_TIMEOUT_SECONDS = 5.0
+
+
+def load_model(source: str | os.PathLike | None = None, device: str | torch.device = "cpu") -> FaceVAE:
+    """A FaceVAE in eval mode from a save_pretrained folder or a Hub repo id ("user/repo").
+
+    With no source: the repo named by $FACEVAE_MODEL when it loads within 5 seconds, else the
+    weights bundled in assets/ (a warning says why). model.source says which weights these are.
+    Latent statistics saved beside the weights are attached as model.latent_stats."""
+    if source is not None:
+        return _load(source, device)
+    preferred = os.environ.get(MODEL_ENV)
+    if preferred:
+        try:
+            return _load_within(preferred, device, HUB_TIMEOUT_SECONDS)
+        except Exception as error:
+            log.warning("could not load %s (%s); using the bundled weights in %s", preferred, error, BUNDLED_MODEL)
+            model = _load(BUNDLED_MODEL, device)
+            model.source = f"bundled weights ({BUNDLED_MODEL.name}); {preferred} could not be loaded"
+            return model
+    return _load(BUNDLED_MODEL, device)
+
+
+def _load(source: str | os.PathLike, device) -> FaceVAE:
+    model = FaceVAE.from_pretrained(str(source), map_location=str(device))
+    model.latent_stats = LatentStats.find(source)
+    model.source = f"bundled weights ({BUNDLED_MODEL.name})" if Path(source) == BUNDLED_MODEL else str(source)
+    return model.eval().to(device)
+
+
+def _load_within(source: str, device, seconds: float) -> FaceVAE:
+    """Load with a hard deadline: a network that drops packets instead of refusing them could
+    otherwise hold start-up for the HTTP library's own, much longer, time-outs."""
+    pool = ThreadPoolExecutor(max_workers=1)
+    try:
+        return pool.submit(_load, source, device).result(timeout=seconds)
+    except FutureTimeout:
+        raise TimeoutError(f"no answer within {seconds:.0f} s") from None
+    finally:
+        pool.shutdown(wait=False)
+
+
+def push_model(model: FaceVAE, repo_id: str, token: str | None = None) -> str:
+    """Push config.json + model.safetensors (and the latent statistics, when attached) to a Hub
+    model repo; returns the commit URL. The token defaults to HF_TOKEN or the saved login."""
+    from huggingface_hub import HfApi
+
+    with tempfile.TemporaryDirectory() as folder:
+        model.save_pretrained(folder)
+        if model.latent_stats is not None:
+            model.latent_stats.save(folder)
+        api = HfApi(token=token)
+        api.create_repo(repo_id, exist_ok=True)
+        return str(api.upload_folder(repo_id=repo_id, folder_path=folder, commit_message="Upload FaceVAE weights"))

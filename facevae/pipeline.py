@@ -1,0 +1,133 @@
+"""What the app does, without the UI: reconstruct a photo, draw faces, morph, explore.
+
+Latents of photos and seeds are cached (a slider move re-decodes one latent, it does not
+re-detect and re-encode the face), so interactive updates cost one decoder pass.
+"""
+from __future__ import annotations
+
+import io
+import os
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import torch
+from PIL import Image
+
+from .align import FaceInfo, align_face, draw_detections, load_photo
+from .latent import lerp, slerp
+from .metrics import mse, psnr
+from .model import FaceVAE
+from .preprocess import to_grid, to_image, to_tensor
+
+INTERPOLATIONS = {"spherical": slerp, "linear": lerp}
+
+
+@dataclass
+class Reconstruction:
+    face: Image.Image  # the aligned 128×128 input
+    reconstruction: Image.Image
+    mse: float
+    psnr: float
+    info: FaceInfo
+    detections: Image.Image  # thumbnail of the photo with the face box
+
+
+class FacePipeline:
+    def __init__(self, model: FaceVAE, cache_size: int = 64):
+        self.model = model.eval()
+        self._latents: OrderedDict = OrderedDict()
+        self._cache_size = cache_size
+        self._lock = threading.Lock()
+
+    @property
+    def priors(self) -> list[str]:
+        return ["normal", "mixture"] if self.model.latent_stats is not None else ["normal"]
+
+    @torch.inference_mode()
+    def decode(self, z: torch.Tensor) -> list[Image.Image]:
+        return [to_image(y) for y in self.model.decode(z.view(-1, self.model.latent_dim))]
+
+    @torch.inference_mode()
+    def encode(self, face: Image.Image) -> torch.Tensor:
+        return self.model.encode(to_tensor(face))[0][0]
+
+    @torch.inference_mode()
+    def reconstruct(self, photo, face_index: int | None = None) -> Reconstruction:
+        face, info = align_face(photo, face_index)
+        x = to_tensor(face)
+        y = self.model.reconstruct(x)
+        detections = draw_detections(load_photo(photo)[0], info)
+        return Reconstruction(face, to_image(y), mse(x, y).item(), psnr(x, y).item(), info, detections)
+
+    def seed_latents(self, seed: int, n: int = 1, temperature: float = 1.0, prior: str = "normal") -> torch.Tensor:
+        """n latents drawn from the prior with a fixed seed: the same seed, the same faces."""
+        generator = torch.Generator().manual_seed(int(seed))
+        if prior == "mixture" and self.model.latent_stats is not None:
+            return self.model.latent_stats.sample_mixture(n, temperature, generator)
+        return temperature * torch.randn(n, self.model.latent_dim, generator=generator)
+
+    @torch.inference_mode()
+    def sample(self, n: int, seed: int, temperature: float = 1.0, prior: str = "normal") -> list[Image.Image]:
+        return self.decode(self.seed_latents(seed, n, temperature, prior))
+
+    def latent(self, photo: str | None, seed: int, prior: str = "normal", face_index: int | None = None) -> torch.Tensor:
+        """The posterior mean of a photo's face (by file path), or a seed's prior draw; cached."""
+        if photo:
+            stat = os.stat(photo)
+            key = ("photo", str(photo), stat.st_size, stat.st_mtime_ns, face_index)
+        else:
+            key = ("seed", int(seed), prior)
+        with self._lock:
+            if key in self._latents:
+                self._latents.move_to_end(key)
+                return self._latents[key]
+        z = self.encode(align_face(photo, face_index)[0]) if photo else self.seed_latents(seed, prior=prior)[0]
+        with self._lock:
+            self._latents[key] = z
+            while len(self._latents) > self._cache_size:
+                self._latents.popitem(last=False)
+        return z
+
+    def morph(self, z0: torch.Tensor, z1: torch.Tensor, t: float, method: str = "spherical") -> Image.Image:
+        return self.decode(INTERPOLATIONS[method](z0, z1, float(t)))[0]
+
+    def morph_frames(self, z0: torch.Tensor, z1: torch.Tensor, frames: int, method: str = "spherical") -> list[Image.Image]:
+        ts = torch.linspace(0, 1, max(2, int(frames)))
+        return self.decode(torch.stack([INTERPOLATIONS[method](z0, z1, float(t)) for t in ts]))
+
+    def explore(self, z: torch.Tensor, dimension_offsets: dict[int, float], pc_offsets: list[float]) -> Image.Image:
+        """Decode z moved along latent dimensions and principal directions; offsets are in
+        standard deviations of the training posteriors along each (0 everywhere: z itself)."""
+        return self.decode(self.shift(z, dimension_offsets, pc_offsets))[0]
+
+    def shift(self, z: torch.Tensor, dimension_offsets: dict[int, float], pc_offsets: list[float]) -> torch.Tensor:
+        stats = self.model.latent_stats
+        z = z.clone()
+        for dim, offset in dimension_offsets.items():
+            z[dim] += offset * (stats.std[dim] if stats is not None else 1.0)
+        if stats is not None and pc_offsets:
+            directions, stds = stats.principal_directions(len(pc_offsets))
+            z += (torch.tensor(pc_offsets, dtype=z.dtype)[: len(stds)] * stds) @ directions
+        return z
+
+    def ranked_dimensions(self) -> list[int]:
+        """Latent dimensions, most informative first (by average KL on the training set)."""
+        if self.model.latent_stats is None:
+            return list(range(self.model.latent_dim))
+        return self.model.latent_stats.ranked_dimensions()
+
+
+def grid_png(images: list[Image.Image], columns: int = 8) -> bytes:
+    buffer = io.BytesIO()
+    to_grid(to_tensor(images), columns=min(columns, len(images))).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def animated_gif(frames: list[Image.Image], seconds: float = 2.0, there_and_back: bool = True) -> bytes:
+    """An endlessly looping GIF of the frames (forwards, then backwards when there_and_back)."""
+    sequence = frames + frames[-2:0:-1] if there_and_back and len(frames) > 2 else frames
+    buffer = io.BytesIO()
+    sequence[0].save(buffer, format="GIF", save_all=True, append_images=sequence[1:], loop=0,
+                     duration=max(20, int(1000 * seconds / len(frames))))
+    return buffer.getvalue()

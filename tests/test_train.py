@@ -1,0 +1,110 @@
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from facevae import load_model
+
+ROOT = Path(__file__).resolve().parent.parent
+TINY = ["--batch-size", "8", "--threads", "1"]
+
+
+def run_training(*args, check=True, env=None, **popen):
+    cmd = [sys.executable, "-m", "train.train", *TINY, *map(str, args)]
+    result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300, env=env or os.environ.copy())
+    if check and result.returncode != 0:
+        raise AssertionError(result.stdout + result.stderr)
+    return result
+
+
+def weights(run: Path) -> dict[str, torch.Tensor]:
+    return load_file(str(run / "model" / "model.safetensors"))
+
+
+def test_a_run_writes_logs_grids_checkpoint_and_model(celeba_dir, tmp_path):
+    out = tmp_path / "run"
+    result = run_training("--data", celeba_dir, "--out", out, "--epochs", 2)
+    assert "saved the model" in result.stdout
+    for name in ("checkpoint.pt", "log.csv", "loss.png", "reconstructions_002.png", "samples_002.png",
+                 "model/config.json", "model/model.safetensors"):
+        assert (out / name).is_file(), name
+    rows = list(csv.DictReader((out / "log.csv").open()))
+    assert [int(r["step"]) for r in rows] == [5, 10]  # 40 images / batch 8 = 5 steps an epoch
+    assert all(0 < float(r["val_ssim"]) <= 1 and float(r["val_psnr"]) > 5 for r in rows)
+    model = load_model(out / "model")
+    assert not model.training and model.latent_dim == 200
+
+
+def test_killed_mid_epoch_and_resumed_matches_an_uninterrupted_run(celeba_dir, tmp_path):
+    common = ["--data", celeba_dir, "--epochs", 6, "--seed", 1, "--val-images", 2]
+    straight = tmp_path / "straight"
+    run_training(*common, "--out", straight)
+
+    killed = tmp_path / "killed"
+    cmd = [sys.executable, "-m", "train.train", *TINY, *map(str, common), "--out", str(killed), "--checkpoint-every", "2"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while not (killed / "checkpoint.pt").exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the run ended before it could be killed"
+    stopped_at = torch.load(killed / "checkpoint.pt", weights_only=True)["step"]
+    assert 0 < stopped_at < 30 and stopped_at % 5 != 0  # mid-epoch
+
+    resumed = run_training(*common, "--out", killed, "--checkpoint-every", 2, "--resume")
+    assert f"resumed from {killed / 'checkpoint.pt'} at step {stopped_at}" in resumed.stdout
+    assert torch.load(killed / "checkpoint.pt", weights_only=True)["step"] == 30
+    a, b = weights(straight), weights(killed)
+    assert a.keys() == b.keys()
+    assert max((a[k].float() - b[k].float()).abs().max().item() for k in a) < 1e-4
+
+
+def test_a_diverging_loss_stops_with_a_message_and_keeps_the_checkpoint(celeba_dir, tmp_path):
+    out = tmp_path / "nan"
+    # an absurd learning rate: the first step is finite, the weights it leaves overflow the next
+    result = run_training("--data", celeba_dir, "--out", out, "--epochs", 3, "--lr", "1e30", "--checkpoint-every", 1,
+                          check=False)
+    assert result.returncode != 0
+    assert "loss became" in result.stderr and "untouched" in result.stderr
+    state = torch.load(out / "checkpoint.pt", weights_only=True)
+    assert 1 <= state["step"] < 15
+    assert all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())
+    assert not (out / "model").exists()
+
+
+def test_a_plain_image_folder_trains_and_bad_files_do_not_stop_it(faces, tmp_path):
+    root = tmp_path / "folder"
+    root.mkdir()
+    for i, face in enumerate(faces):
+        face.save(root / f"{i}.png")
+    (root / "corrupt.jpg").write_bytes(b"garbage")
+    result = run_training("--data", root, "--out", tmp_path / "run", "--epochs", 1)
+    assert (tmp_path / "run" / "model" / "model.safetensors").is_file()
+    assert "skipped 1 of" in result.stderr
+
+
+def test_torchrun_two_cpu_processes_keep_identical_weights(celeba_dir, tmp_path):
+    out = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           str(ROOT / "tests" / "ddp_worker.py"), "--data", str(celeba_dir), "--out", str(out), "--epochs", "1",
+           *TINY, "--batch-size", "4"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    rank0, rank1 = load_file(str(out / "rank0.safetensors")), load_file(str(out / "rank1.safetensors"))
+    for name in rank0:
+        if "running" in name or "num_batches" in name:
+            continue  # BatchNorm statistics are per process, as in any DDP without SyncBatchNorm
+        assert torch.equal(rank0[name], rank1[name]), name
+    # 40 images, 2 processes × batch 4: 5 steps each
+    assert torch.load(out / "checkpoint.pt", weights_only=True)["step"] == 5
+    start = load_file(str(out / "model" / "model.safetensors"))
+    assert torch.equal(start["to_mu.weight"], rank0["to_mu.weight"])

@@ -1,0 +1,309 @@
+"""Train FaceVAE on CelebA or any folder of images.
+
+    python -m train.train --data ../shared/data/celeba --out runs/celeba
+    torchrun --nproc_per_node 2 -m train.train --data ... --out ...   # DistributedDataParallel
+
+Every value in CONFIG below is a command-line option (--name value; booleans are flags).
+The run folder gets checkpoint.pt (resumable), log.csv, loss.png, per-epoch reconstruction and
+sample grids, and at the end the model in save_pretrained form under model/.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DistributedSampler
+from tqdm import tqdm
+
+from facevae import FaceVAE
+from facevae.data import cache_images, find_splits
+from facevae.losses import RECONSTRUCTIONS, kl_warmup, vae_loss
+from facevae.metrics import mse, psnr, ssim
+from facevae.preprocess import images_to_tensor, to_grid, uint8_to_tensor
+
+CONFIG = dict(
+    data="",  # CelebA root (img_align_celeba/ + list_eval_partition.txt) or any image folder
+    out="runs/facevae",
+    epochs=50,
+    batch_size=32,  # per process
+    lr=1e-3,
+    lr_schedule="constant",  # constant, or cosine: decays to lr_final_ratio × lr at the last step
+    lr_final_ratio=0.05,
+    latent_dim=200,
+    dropout=0.2,
+    negative_slope=0.001,
+    image_size=128,
+    reconstruction="bce",  # one of facevae.losses.RECONSTRUCTIONS
+    beta=1.0,
+    kl_warmup_steps=0,  # KL weight rises linearly from 0 to 1 over these steps
+    max_steps=0,  # stop after this many optimizer steps (0: run all epochs)
+    max_minutes=0.0,  # stop after this much training time (0: no limit)
+    checkpoint_every=500,  # steps; a checkpoint is also written at each epoch end
+    val_images=0,  # validation images evaluated each epoch (0: the whole split)
+    seed=0,
+    deterministic=False,
+    threads=0,  # torch intra-op threads per process (0: cores / processes)
+    device="auto",  # auto, cpu, cuda, mps
+    cache_dir="",  # where decoded images are cached (default ~/.cache/facevae)
+    resume=False,  # continue from out/checkpoint.pt
+    push_to_hub="",  # Hub repo id to push the final model to (token from HF_TOKEN)
+)
+
+LOG_FIELDS = ["epoch", "step", "train_loss", "train_reconstruction", "train_kl", "val_loss", "val_reconstruction",
+              "val_kl", "val_mse", "val_psnr", "val_ssim", "images_per_second", "minutes"]
+
+
+def parse_config(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    for name, default in CONFIG.items():
+        if isinstance(default, bool):
+            parser.add_argument(f"--{name.replace('_', '-')}", dest=name, action="store_true", default=default)
+        else:
+            parser.add_argument(f"--{name.replace('_', '-')}", dest=name, type=type(default), default=default)
+    cfg = parser.parse_args(argv)
+    if not cfg.data:
+        parser.error("--data is required")
+    if cfg.lr_schedule not in ("constant", "cosine"):
+        parser.error("--lr-schedule must be constant or cosine")
+    if cfg.reconstruction not in RECONSTRUCTIONS:
+        parser.error(f"--reconstruction must be one of {RECONSTRUCTIONS}")
+    return cfg
+
+
+def pick_device(name: str) -> torch.device:
+    if name != "auto":
+        return torch.device(name)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def make_optimizer(model: torch.nn.Module, lr: float) -> torch.optim.Optimizer:
+    # The fused kernel updates all parameters in one pass; the result equals plain Adam's.
+    return torch.optim.Adam(model.parameters(), lr=lr, fused=True)
+
+
+def learning_rate(cfg, step: int, total_steps: int) -> float:
+    if cfg.lr_schedule == "constant":
+        return cfg.lr
+    progress = min(1.0, step / max(1, total_steps))
+    return cfg.lr * (cfg.lr_final_ratio + (1 - cfg.lr_final_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def training_step(model, optimizer, batch_uint8: torch.Tensor, reconstruction: str, beta: float, kl_weight: float):
+    """One optimizer step on an N×H×W×3 uint8 batch. Returns the loss terms (not yet stepped
+    if the loss is not finite: the caller decides)."""
+    x = uint8_to_tensor(batch_uint8)
+    logits, mu, logvar = model(x)
+    terms = vae_loss(logits, x, mu, logvar, reconstruction, beta, kl_weight)
+    if not torch.isfinite(terms.total):
+        return terms
+    optimizer.zero_grad(set_to_none=True)
+    terms.total.backward()
+    optimizer.step()
+    return terms
+
+
+def main(argv=None) -> FaceVAE:
+    cfg = parse_config(argv)
+    distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    device = pick_device(cfg.device)
+    if distributed:
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    rank, world = (dist.get_rank(), dist.get_world_size()) if distributed else (0, 1)
+    if device.type == "cuda":
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+        torch.cuda.set_device(device)
+    torch.set_num_threads(cfg.threads or max(1, (os.cpu_count() or 1) // world))
+    torch.manual_seed(cfg.seed + rank)
+    if cfg.deterministic:
+        torch.use_deterministic_algorithms(True)
+    out = Path(cfg.out)
+    is_main = rank == 0
+
+    splits = find_splits(cfg.data, seed=cfg.seed)
+    if is_main:  # one process decodes, the others wait and reuse its cache
+        train_set = cache_images(splits["train"], cfg.image_size, cfg.cache_dir or None)
+    if distributed:
+        dist.barrier()
+    if not is_main:
+        train_set = cache_images(splits["train"], cfg.image_size, cfg.cache_dir or None)
+    val_set = cache_images(splits["val"], cfg.image_size, cfg.cache_dir or None) if is_main and splits["val"] else None
+    if len(train_set) < cfg.batch_size * world:
+        sys.exit(f"only {len(train_set)} usable training images; need at least batch_size × processes = {cfg.batch_size * world}")
+    train_images = torch.from_numpy(np.array(train_set.array))  # into memory: 1.4 GB for CelebA's 28,000 at 128²
+
+    model = FaceVAE(image_size=cfg.image_size, latent_dim=cfg.latent_dim, dropout=cfg.dropout,
+                    negative_slope=cfg.negative_slope).to(device)
+    optimizer = make_optimizer(model, cfg.lr)
+    sampler = DistributedSampler(range(len(train_images)), num_replicas=world, rank=rank, shuffle=True,
+                                 seed=cfg.seed, drop_last=True)
+    steps_per_epoch = len(sampler) // cfg.batch_size
+    total_steps = cfg.epochs * steps_per_epoch
+    if cfg.max_steps:
+        total_steps = min(total_steps, cfg.max_steps)
+
+    step, trained_seconds = 0, 0.0
+    checkpoint_path = out / "checkpoint.pt"
+    if cfg.resume and checkpoint_path.is_file():
+        state = torch.load(checkpoint_path, map_location=device, weights_only=True)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        step, trained_seconds = state["step"], state["trained_seconds"]
+        torch.set_rng_state(state["rng"][rank] if rank < len(state["rng"]) else torch.get_rng_state())
+        if is_main:
+            print(f"resumed from {checkpoint_path} at step {step}")
+    elif cfg.resume and is_main:
+        print(f"no checkpoint at {checkpoint_path}; starting from scratch")
+    if is_main:
+        out.mkdir(parents=True, exist_ok=True)
+    ddp_model = DistributedDataParallel(model) if distributed else model
+
+    def save_checkpoint():
+        rng = [torch.get_rng_state()]
+        if distributed:
+            rng = [None] * world
+            dist.all_gather_object(rng, torch.get_rng_state())
+        if is_main:
+            state = dict(model=model.state_dict(), optimizer=optimizer.state_dict(), step=step,
+                         trained_seconds=trained_seconds, rng=rng, config=vars(cfg))
+            tmp = checkpoint_path.with_suffix(".tmp")
+            torch.save(state, tmp)
+            os.replace(tmp, checkpoint_path)  # atomic: a kill mid-write leaves the last checkpoint intact
+
+    started = time.perf_counter() - trained_seconds
+    while step < total_steps:
+        epoch, batch_in_epoch = divmod(step, steps_per_epoch)
+        sampler.set_epoch(epoch)
+        order = torch.tensor(list(sampler))[: steps_per_epoch * cfg.batch_size].view(steps_per_epoch, cfg.batch_size)
+        model.train()
+        sums, seen, rate, epoch_start = torch.zeros(3), 0, 0.0, time.perf_counter()
+        bar = tqdm(range(batch_in_epoch, steps_per_epoch), desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not is_main,
+                   initial=batch_in_epoch, total=steps_per_epoch, mininterval=1 if sys.stderr.isatty() else 60)
+        for batch_index in bar:
+            batch = train_images[order[batch_index].sort().values].to(device, non_blocking=True)
+            for group in optimizer.param_groups:
+                group["lr"] = learning_rate(cfg, step, total_steps)
+            terms = training_step(ddp_model, optimizer, batch, cfg.reconstruction, cfg.beta, kl_warmup(step, cfg.kl_warmup_steps))
+            if not torch.isfinite(terms.total):
+                sys.exit(f"loss became {terms.total.item()} at step {step} (epoch {epoch + 1}); stopping. "
+                         f"The last good checkpoint, {checkpoint_path}, is untouched: try a lower --lr.")
+            step += 1
+            sums += torch.stack([terms.total.detach(), terms.reconstruction.detach(), terms.kl.detach()]).cpu()
+            seen += 1
+            rate = seen * cfg.batch_size * world / (time.perf_counter() - epoch_start)
+            bar.set_postfix(loss=f"{terms.total.item():.0f}", rec=f"{terms.reconstruction.item():.0f}",
+                            kl=f"{terms.kl.item():.1f}", img_s=f"{rate:.0f}", refresh=False)
+            trained_seconds = time.perf_counter() - started
+            out_of_time = cfg.max_minutes and trained_seconds > cfg.max_minutes * 60
+            if step % cfg.checkpoint_every == 0 or step == total_steps or out_of_time:
+                save_checkpoint()
+            if step == total_steps or out_of_time:
+                break
+        bar.close()
+        epoch_done = step % steps_per_epoch == 0 or step == total_steps or out_of_time
+        if epoch_done:
+            if step % cfg.checkpoint_every:
+                save_checkpoint()
+            if is_main:
+                train_means = (sums / max(seen, 1)).tolist()
+                report_epoch(model, val_set, cfg, out, epoch + 1, step, train_means, rate, trained_seconds, device)
+        if out_of_time:
+            break
+
+    if is_main:
+        model.eval()
+        model.save_pretrained(out / "model")
+        print(f"saved the model to {out / 'model'} after {step} steps ({trained_seconds / 60:.1f} min)")
+        if cfg.push_to_hub:
+            push(model, cfg.push_to_hub)
+    if distributed:
+        dist.barrier()
+        dist.destroy_process_group()
+    return model
+
+
+@torch.no_grad()
+def evaluate(model, images, cfg, device, batch_size: int = 250) -> dict[str, float]:
+    """Mean per-image loss terms and MSE/PSNR/SSIM of posterior-mean reconstructions."""
+    model.eval()
+    totals = dict(val_loss=0.0, val_reconstruction=0.0, val_kl=0.0, val_mse=0.0, val_psnr=0.0, val_ssim=0.0)
+    for start in range(0, len(images), batch_size):
+        x = images_to_tensor(images[start:start + batch_size]).to(device)
+        logits, mu, logvar = model(x)
+        terms = vae_loss(logits, x, mu, logvar, cfg.reconstruction, cfg.beta)
+        y = torch.sigmoid(logits)
+        n = len(x)
+        for name, value in [("val_loss", terms.total * n), ("val_reconstruction", terms.reconstruction * n),
+                            ("val_kl", terms.kl * n), ("val_mse", mse(x, y).sum()), ("val_psnr", psnr(x, y).sum()),
+                            ("val_ssim", ssim(x, y).sum())]:
+            totals[name] += value.item()
+    return {name: value / len(images) for name, value in totals.items()}
+
+
+def report_epoch(model, val_set, cfg, out: Path, epoch: int, step: int, train_means, rate, seconds, device) -> None:
+    row = dict(epoch=epoch, step=step, train_loss=train_means[0], train_reconstruction=train_means[1],
+               train_kl=train_means[2], images_per_second=rate, minutes=seconds / 60)
+    if val_set is not None:
+        images = val_set.array[: cfg.val_images or None]
+        row.update(evaluate(model, images, cfg, device))
+        x = images_to_tensor(val_set.array[:8]).to(device)
+        to_grid(torch.cat([x, model.reconstruct(x)]), columns=8).save(out / f"reconstructions_{epoch:03d}.png")
+    model.eval()
+    samples = model.sample(32, generator=torch.Generator().manual_seed(0))
+    to_grid(samples.cpu(), columns=8).save(out / f"samples_{epoch:03d}.png")
+    log_path = out / "log.csv"
+    new = not log_path.is_file()
+    with log_path.open("a", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=LOG_FIELDS)
+        if new:
+            writer.writeheader()
+        writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
+    plot_losses(log_path, out / "loss.png")
+    print("epoch " + ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()), flush=True)
+
+
+def plot_losses(log_path: Path, png_path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = list(csv.DictReader(log_path.open()))
+    epochs = [int(r["epoch"]) for r in rows]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for key in ("train_loss", "val_loss"):
+        values = [float(r[key]) if r.get(key) else math.nan for r in rows]
+        ax.plot(epochs, values, marker="o", label=key.replace("_", " "))
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss per image (nats)")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(png_path, dpi=100)
+    plt.close(fig)
+
+
+def push(model: FaceVAE, repo_id: str) -> None:
+    from facevae.loading import push_model
+
+    try:
+        url = push_model(model, repo_id)
+        print(f"pushed to {url}")
+    except Exception as error:  # offline, no token, no permission: say so, keep the saved model
+        sys.exit(f"could not push to the Hub repo {repo_id}: {error}. The model is saved in the run folder's model/; "
+                 f"push it later with facevae.loading.push_model.")
+
+
+if __name__ == "__main__":
+    main()
