@@ -100,7 +100,7 @@ def build_demo(pipeline: FacePipeline) -> gr.Blocks:
         if not photo:
             raise gr.Error("Upload a photo first (or pick an example).")
         result = pipeline.reconstruct(photo, int(face_number or 1) - 1)
-        if not result.info.found:
+        if not result.info.found or result.info.notes:
             gr.Warning(result.info.message)
         summary = f"**MSE** {result.mse:.4f} · **PSNR** {result.psnr:.2f} dB  \n{result.info.message}"
         return result.face, result.reconstruction, summary, result.detections
@@ -145,8 +145,8 @@ def build_demo(pipeline: FacePipeline) -> gr.Blocks:
                     run = gr.Button("Reconstruct", variant="primary")
                     detections = gr.Image(label="Where the face was found", interactive=False, height=200)
             with gr.Row():
-                aligned = gr.Image(label="Aligned face (model input)", interactive=False, height=256)
-                reconstruction = gr.Image(label="Reconstruction", interactive=False, height=256)
+                aligned = gr.Image(label="Aligned face (model input)", interactive=False, height=256, format="png")
+                reconstruction = gr.Image(label="Reconstruction", interactive=False, height=256, format="png")
             summary = gr.Markdown()
             if EXAMPLES:
                 gr.Examples(EXAMPLES, inputs=[photo])
@@ -175,7 +175,7 @@ def build_demo(pipeline: FacePipeline) -> gr.Blocks:
                     photo_b = PhotoInput(label="Face B (empty: a random face from the seed)", type="filepath", height=220)
                     seed_b = gr.Number(label="Seed B", value=2, precision=0)
                 with gr.Column():
-                    blend = gr.Image(label="Blend", interactive=False, height=256)
+                    blend = gr.Image(label="Blend", interactive=False, height=256, format="png")
                     t = gr.Slider(0, 1, value=0.5, step=0.01, label="t (0 = A, 1 = B)")
                     method = gr.Radio(list(INTERPOLATIONS), value="spherical", label="Interpolation")
             with gr.Row():
@@ -183,6 +183,8 @@ def build_demo(pipeline: FacePipeline) -> gr.Blocks:
                 animate = gr.Button("Make strip and GIF")
             strip = gr.Gallery(label="Morph", columns=10, height="auto", format="png")
             gif = gr.File(label="Animated GIF")
+            if EXAMPLES:
+                gr.Examples(EXAMPLES, inputs=[photo_a], label="Examples for face A")
             morph_inputs = [photo_a, seed_a, photo_b, seed_b]
             t.input(morph, [*morph_inputs, t, method], blend, api_name="morph", trigger_mode="always_last")
             for trigger in (photo_a.change, photo_b.change, seed_a.change, seed_b.change, method.change):
@@ -197,8 +199,10 @@ def build_demo(pipeline: FacePipeline) -> gr.Blocks:
                     with gr.Row():
                         new_face = gr.Button("New random face")
                         reset = gr.Button("Reset sliders")
-                explored = gr.Image(label="Face", interactive=False, height=256)
+                explored = gr.Image(label="Face", interactive=False, height=256, format="png")
                 chart = gr.Plot(value=activity_chart(pipeline), label="Active dimensions")
+            if EXAMPLES:
+                gr.Examples(EXAMPLES, inputs=[explore_photo])
             dimensions = gr.Dropdown(dimension_choices, value=ranked[:DIMENSION_SLIDERS], multiselect=True,
                                      max_choices=DIMENSION_SLIDERS, label="Latent dimensions (most informative first)")
             with gr.Row():

@@ -71,8 +71,10 @@ class FacePipeline:
     def sample(self, n: int, seed: int, temperature: float = 1.0, prior: str = "normal") -> list[Image.Image]:
         return self.decode(self.seed_latents(seed, n, temperature, prior))
 
-    def latent(self, photo: str | None, seed: int, prior: str = "normal", face_index: int | None = None) -> torch.Tensor:
-        """The posterior mean of a photo's face (by file path), or a seed's prior draw; cached."""
+    def latent(self, photo: str | None, seed: int, prior: str | None = None, face_index: int | None = None) -> torch.Tensor:
+        """The posterior mean of a photo's face (by file path), or a seed's draw from the prior
+        (by default the best one the weights ship: the fitted mixture, else N(0, I)); cached."""
+        prior = prior or self.priors[-1]
         if photo:
             stat = os.stat(photo)
             key = ("photo", str(photo), stat.st_size, stat.st_mtime_ns, face_index)

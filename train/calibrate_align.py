@@ -10,7 +10,7 @@ import argparse
 import numpy as np
 from PIL import Image
 
-from facevae.align import detect_boxes
+from facevae.align import detect_faces
 from facevae.data import find_splits
 
 
@@ -22,7 +22,7 @@ def main() -> None:
     files = find_splits(args.data)["train"][: 2 * args.images: 2]
     rows = []
     for path in files:
-        boxes = detect_boxes(np.asarray(Image.open(path).convert("L")))
+        boxes = detect_faces(Image.open(path).convert("RGB"))
         if boxes:
             x, y, w, h = boxes[0]
             rows.append(((89 - (x + w / 2)) / w, (109 - (y + h / 2)) / w, 178 / w))

@@ -1,0 +1,139 @@
+"""App speed through the live server, with gradio_client, measured side by side in one run.
+Run by hand (pytest does not collect it):
+
+    python tests/bench_app.py [--repeats 40]
+
+Starts `python app.py` on a free port, then times: start-up to the first answered request; a
+no-op event (/ping: Gradio's own round trip on this machine); an explorer slider update; a
+12-megapixel JPEG selfie reconstruction; 16 random faces; 8 concurrent clients × 50 mixed
+requests. Targets are on the time our work adds above the no-op's.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+from gradio_client import Client, handle_file
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def selfie_12mp(folder: Path) -> str:
+    """A 4000×3000 JPEG with the example face in it, noisy like a phone photo."""
+    rng = np.random.default_rng(0)
+    canvas = rng.integers(60, 200, (3000, 4000, 3), dtype=np.uint8)
+    canvas = Image.fromarray(canvas).resize((400, 300)).resize((4000, 3000), Image.Resampling.BICUBIC)
+    face = Image.open(ROOT / "assets" / "examples" / "astronaut.jpg").resize((1800, 1800))
+    canvas.paste(face, (1100, 600))
+    path = folder / "selfie_12mp.jpg"
+    canvas.save(path, quality=92)
+    return str(path)
+
+
+def timed(fn, repeats: int) -> list[float]:
+    fn()  # warm-up
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - start) * 1000)
+    return times
+
+
+def p(values, q) -> float:
+    return float(np.percentile(values, q))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeats", type=int, default=40)
+    args = parser.parse_args()
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/"
+    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False"}
+    started = time.perf_counter()
+    server = subprocess.Popen([sys.executable, "app.py", "--port", str(port)], cwd=ROOT, env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        client = None
+        while client is None:
+            try:
+                client = Client(url, verbose=False)
+                client.predict(api_name="/ping")
+            except Exception:
+                client = None
+                time.sleep(0.05)
+            if time.perf_counter() - started > 120:
+                raise SystemExit("the app did not answer within 120 s")
+        startup = time.perf_counter() - started
+        dims = list(range(8))
+        with tempfile.TemporaryDirectory() as folder:
+            selfie = selfie_12mp(Path(folder))
+            rng = random.Random(0)
+            results = {
+                "no-op (/ping)": timed(lambda: client.predict(api_name="/ping"), args.repeats),
+                "explorer slider (/explore)": timed(lambda: client.predict(
+                    None, 3, dims, *[rng.uniform(-3, 3) for _ in range(14)], api_name="/explore"), args.repeats),
+                "12 MP selfie (/reconstruct)": timed(lambda: client.predict(handle_file(selfie), 1, api_name="/reconstruct"),
+                                                     max(10, args.repeats // 3)),
+                "16 random faces (/sample)": timed(lambda: client.predict(16, rng.randrange(10**6), 0.8, "normal",
+                                                                          api_name="/sample"), args.repeats),
+            }
+            mixed, errors = concurrent_load(url, selfie, clients=8, requests=50)
+        base50, base95 = p(results["no-op (/ping)"], 50), p(results["no-op (/ping)"], 95)
+        print(f"start-up to first answered request: {startup:.1f} s")
+        print(f"{'request':32s} {'p50 ms':>8s} {'p95 ms':>8s} {'p50 − no-op':>12s} {'p95 − no-op':>12s}")
+        for name, times in results.items():
+            print(f"{name:32s} {p(times, 50):8.1f} {p(times, 95):8.1f} {p(times, 50) - base50:12.1f} {p(times, 95) - base95:12.1f}")
+        print(f"8 clients × 50 mixed requests: {len(mixed)} answered, {errors} errors; "
+              f"p50 {p(mixed, 50):.0f} ms, p95 {p(mixed, 95):.0f} ms")
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def concurrent_load(url: str, selfie: str, clients: int, requests: int) -> tuple[list[float], int]:
+    def one_client(index: int) -> tuple[list[float], int]:
+        client, rng = Client(url, verbose=False), random.Random(index)
+        calls = [
+            lambda: client.predict(None, rng.randrange(100), list(range(8)), *[rng.uniform(-3, 3) for _ in range(14)],
+                                   api_name="/explore"),
+            lambda: client.predict(16, rng.randrange(10**6), 0.8, "normal", api_name="/sample"),
+            lambda: client.predict(None, rng.randrange(100), None, rng.randrange(100), rng.random(), "spherical",
+                                   api_name="/morph"),
+            lambda: client.predict(handle_file(selfie), 1, api_name="/reconstruct"),
+        ]
+        times, errors = [], 0
+        for i in range(requests):
+            start = time.perf_counter()
+            try:
+                calls[i % len(calls)]()
+                times.append((time.perf_counter() - start) * 1000)
+            except Exception:
+                errors += 1
+        return times, errors
+
+    with ThreadPoolExecutor(clients) as pool:
+        outcomes = list(pool.map(one_client, range(clients)))
+    return [t for times, _ in outcomes for t in times], sum(e for _, e in outcomes)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,112 @@
+"""align_face: a CelebA-framed face out of any photo."""
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from facevae import crop_celeba
+from facevae.align import PhotoError, align_face, detect_faces, face_crop_box, load_photo
+
+ROOT = Path(__file__).resolve().parent.parent
+CELEBA = ROOT.parent / "shared" / "data" / "celeba"
+
+
+@pytest.fixture(scope="module")
+def astronaut() -> Image.Image:
+    return Image.open(ROOT / "assets" / "examples" / "astronaut.jpg").convert("RGB")
+
+
+def celeba_like(photo: Image.Image) -> Image.Image:
+    """A 178×218 image framed as CelebA's aligned images are, made from a photo's face."""
+    left, top, right, bottom = face_crop_box(detect_faces(photo)[0])
+    per_pixel = (right - left) / 178
+    return photo.resize((178, 218), Image.Resampling.LANCZOS, box=(left, top - 20 * per_pixel, right, bottom + 20 * per_pixel))
+
+
+def paste(face: Image.Image, scale: float, offset: tuple[int, int], size=(900, 700)) -> Image.Image:
+    rng = np.random.default_rng(0)
+    background = Image.fromarray(rng.integers(90, 160, (size[1] // 10, size[0] // 10, 3), dtype=np.uint8)).resize(size)
+    background.paste(face.resize((round(178 * scale), round(218 * scale)), Image.Resampling.LANCZOS), offset)
+    return background
+
+
+def box_error_in_model_pixels(info, scale, offset) -> float:
+    """How far align_face's square is from the known placement, in pixels of the 128² face."""
+    expected = np.array([offset[0], offset[1] + 20 * scale, offset[0] + 178 * scale, offset[1] + 198 * scale])
+    return float(np.abs(np.array(info.crop_box) - expected).max() * 128 / (178 * scale))
+
+
+@pytest.mark.parametrize("scale, offset", [(1.0, (300, 200)), (2.0, (100, 150)), (1.6, (520, 90))])
+def test_a_pasted_celeba_framed_face_comes_back_with_the_same_framing(astronaut, scale, offset):
+    original = celeba_like(astronaut)
+    face, info = align_face(paste(original, scale, offset))
+    assert info.found and face.size == (128, 128)
+    assert box_error_in_model_pixels(info, scale, offset) <= 4
+    difference = np.abs(np.asarray(face, np.float32) - np.asarray(crop_celeba(original), np.float32)).mean() / 255
+    assert difference < 0.08  # a 3-pixel shift of a detailed face already costs about 0.06
+
+
+def test_the_largest_face_by_default_and_another_on_request(astronaut):
+    original = celeba_like(astronaut)
+    photo = paste(original, 1.0, (60, 200), size=(1000, 700))
+    photo.paste(original.resize((356, 436)), (560, 120))
+    big, info = align_face(photo)
+    assert len(info.faces) == 2 and info.chosen == 0 and info.crop_box[0] > 500
+    small, info_small = align_face(photo, face_index=1)
+    assert info_small.chosen == 1 and info_small.crop_box[0] < 300
+    assert "2 faces" in info.message
+    _, fallback = align_face(photo, face_index=5)
+    assert fallback.chosen == 0 and "no face 6" in fallback.message
+
+
+def test_no_face_gives_a_centre_crop_and_says_so():
+    gradient = Image.fromarray(np.tile(np.linspace(0, 255, 300, dtype=np.uint8), (200, 1)))
+    face, info = align_face(gradient)
+    assert not info.found and face.size == (128, 128) and face.mode == "RGB"
+    assert info.crop_box == (50, 0, 250, 200)
+    assert "No face found" in info.message
+
+
+def test_exif_orientation_is_applied(astronaut):
+    sideways = astronaut.rotate(90, expand=True)  # stored on its side, as a phone does...
+    exif = Image.Exif()
+    exif[0x0112] = 6  # ...with the tag that says "rotate 90° clockwise to view"
+    buffer = io.BytesIO()
+    sideways.save(buffer, format="JPEG", exif=exif)
+    photo, _ = load_photo(buffer.getvalue())
+    assert photo.size == astronaut.size
+    assert align_face(buffer.getvalue())[1].found
+
+
+def test_a_large_jpeg_is_decoded_at_reduced_size(astronaut):
+    buffer = io.BytesIO()
+    astronaut.resize((4096, 4096)).save(buffer, format="JPEG", quality=90)
+    photo, _ = load_photo(buffer.getvalue())
+    assert 1600 <= max(photo.size) < 4096  # Pillow's draft: decoded at 1/2 scale
+    assert align_face(buffer.getvalue())[1].found
+
+
+def test_unusable_files_raise_a_photo_error():
+    with pytest.raises(PhotoError, match="not an image"):
+        load_photo(b"plain text")
+    with pytest.raises(PhotoError, match="limit is 1 MB"):
+        load_photo(bytes(3 * 2**20), max_bytes=2**20)
+
+
+@pytest.mark.skipif(not CELEBA.is_dir(), reason="the CelebA data is not on this machine")
+def test_real_celeba_faces_pasted_into_photos_are_framed_as_crop_celeba():
+    from facevae.data import find_splits
+
+    errors, found = [], 0
+    files = find_splits(CELEBA)["val"][:60]
+    for i, path in enumerate(files):
+        scale = 1.0 + (i % 5) * 0.4
+        offset = (40 + 37 * (i % 7), 30 + 23 * (i % 5))
+        _, info = align_face(paste(Image.open(path).convert("RGB"), scale, offset, size=(1000, 1000)))
+        if info.found:
+            found += 1
+            errors.append(box_error_in_model_pixels(info, scale, offset))
+    assert found >= 0.9 * len(files)
+    assert np.median(errors) <= 6, sorted(errors)

@@ -1,0 +1,150 @@
+"""The app through its HTTP API, as gradio_client users (and the browser) reach it."""
+import io
+import socket
+import struct
+import zlib
+
+import numpy as np
+import pytest
+from PIL import Image
+
+gr = pytest.importorskip("gradio")
+from gradio_client import Client, handle_file  # noqa: E402
+
+from app import build_demo  # noqa: E402
+from facevae import load_model  # noqa: E402
+from facevae.pipeline import FacePipeline  # noqa: E402
+
+ASTRONAUT = "assets/examples/astronaut.jpg"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server():
+    demo = build_demo(FacePipeline(load_model()))
+    demo.queue(default_concurrency_limit=2).launch(server_name="127.0.0.1", server_port=free_port(),
+                                                   prevent_thread_lock=True, max_file_size=20 * 2**20, quiet=True)
+    yield demo
+    demo.close()
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    return Client(server.local_url, verbose=False)
+
+
+def pixels(path) -> np.ndarray:
+    return np.asarray(Image.open(path).convert("RGB")).astype(np.float32) / 255
+
+
+def gallery_pixels(gallery) -> list[np.ndarray]:
+    return [pixels(item["image"]) for item in gallery]
+
+
+def test_reconstruct_is_closer_to_its_input_than_to_another_face(client):
+    aligned, reconstruction, summary, detections = client.predict(handle_file(ASTRONAUT), 1, api_name="/reconstruct")
+    face, recon = pixels(aligned), pixels(reconstruction)
+    assert face.shape == recon.shape == (128, 128, 3)
+    other = gallery_pixels(client.predict(1, 5, 0.8, "normal", api_name="/sample")[0])[0]
+    assert ((recon - face) ** 2).mean() < ((recon - other) ** 2).mean() / 2
+    assert "PSNR" in summary and "Found 1 face" in summary
+    assert Image.open(detections).size[0] <= 320
+
+
+def test_same_seed_same_faces_and_a_grid_to_download(client):
+    gallery, grid = client.predict(16, 7, 0.8, "normal", api_name="/sample")
+    again, _ = client.predict(16, 7, 0.8, "normal", api_name="/sample")
+    other, _ = client.predict(16, 8, 0.8, "normal", api_name="/sample")
+    faces = gallery_pixels(gallery)
+    assert len(faces) == 16 and all(f.shape == (128, 128, 3) for f in faces)
+    assert all(np.array_equal(a, b) for a, b in zip(faces, gallery_pixels(again)))
+    assert not np.array_equal(faces[0], gallery_pixels(other)[0])
+    assert Image.open(grid).size == (8 * 128 + 9 * 2, 2 * 128 + 3 * 2)
+
+
+def test_morph_ends_are_the_two_reconstructions(client):
+    a_recon = pixels(client.predict(handle_file(ASTRONAUT), 1, api_name="/reconstruct")[1])
+    seed_face = pixels(client.predict(None, 1, None, 11, 1.0, "spherical", api_name="/morph"))
+    start = pixels(client.predict(handle_file(ASTRONAUT), 0, None, 11, 0.0, "spherical", api_name="/morph"))
+    end = pixels(client.predict(handle_file(ASTRONAUT), 0, None, 11, 1.0, "linear", api_name="/morph"))
+    middle = pixels(client.predict(handle_file(ASTRONAUT), 0, None, 11, 0.5, "spherical", api_name="/morph"))
+    assert np.abs(start - a_recon).max() <= 1 / 255
+    assert np.abs(end - seed_face).max() <= 1 / 255
+    assert np.abs(middle - start).mean() > 0.01 and np.abs(middle - end).mean() > 0.01
+    strip, gif = client.predict(handle_file(ASTRONAUT), 0, None, 11, "spherical", 6, api_name="/morph_animation")
+    frames = gallery_pixels(strip)
+    assert len(frames) == 6
+    assert np.abs(frames[0] - a_recon).max() <= 1 / 255 and np.abs(frames[-1] - seed_face).max() <= 1 / 255
+    animation = Image.open(gif)
+    assert animation.format == "GIF" and animation.n_frames == 10  # there and back
+
+
+def test_explorer_slider_changes_the_face_and_moving_back_restores_it(client):
+    dims = [int(d) for d in load_model().latent_stats.ranked_dimensions()[:8]]
+    zeros = [0.0] * 14
+    base = pixels(client.predict(None, 3, dims, *zeros, api_name="/explore"))
+    moved = pixels(client.predict(None, 3, dims, 2.5, *zeros[1:], api_name="/explore"))
+    along_pc = pixels(client.predict(None, 3, dims, *zeros[:8], 2.5, *zeros[9:], api_name="/explore"))
+    back = pixels(client.predict(None, 3, dims, *zeros, api_name="/explore"))
+    assert np.abs(moved - base).mean() > 0.005 and np.abs(along_pc - base).mean() > 0.005
+    assert np.array_equal(back, base)
+    from_photo = pixels(client.predict(handle_file(ASTRONAUT), 3, dims, *zeros, api_name="/explore"))
+    assert np.abs(from_photo - pixels(client.predict(handle_file(ASTRONAUT), 1, api_name="/reconstruct")[1])).max() <= 1 / 255
+
+
+def png_header_only(width: int, height: int) -> bytes:
+    """A valid PNG that claims width×height pixels: a decompression bomb's header."""
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b"")
+
+
+def bad_files(tmp_path):
+    astronaut = Image.open(ASTRONAUT)
+    files = {}
+    (tmp_path / "notes.jpg").write_text("this is not an image")
+    files["notes.jpg"] = "not an image"
+    data = (tmp_path / "full.jpg").write_bytes(open(ASTRONAUT, "rb").read()) and open(ASTRONAUT, "rb").read()
+    (tmp_path / "truncated.jpg").write_bytes(data[: len(data) // 3])
+    files["truncated.jpg"] = "damaged or truncated"
+    Image.new("RGB", (1, 1)).save(tmp_path / "tiny.png")
+    files["tiny.png"] = "only 1×1"
+    (tmp_path / "bomb.png").write_bytes(png_header_only(20000, 20000))
+    files["bomb.png"] = "pixels"
+    (tmp_path / "huge.jpg").write_bytes(b"\xff\xd8" + bytes(21 * 2**20))
+    files["huge.jpg"] = "size"
+    return files
+
+
+@pytest.mark.parametrize("name", ["notes.jpg", "truncated.jpg", "tiny.png", "bomb.png", "huge.jpg"])
+def test_bad_files_get_a_clear_message_and_the_server_keeps_serving(client, tmp_path, name):
+    expected = bad_files(tmp_path)[name]
+    with pytest.raises(Exception) as raised:
+        client.predict(handle_file(str(tmp_path / name)), 1, api_name="/reconstruct")
+    assert expected in str(raised.value).replace("x", "×") or expected in str(raised.value), str(raised.value)
+    assert client.predict(api_name="/ping") == "ok"
+
+
+@pytest.mark.parametrize("kind", ["gif", "png16", "cmyk", "grey"])
+def test_unusual_but_valid_images_are_converted(client, tmp_path, kind):
+    astronaut = Image.open(ASTRONAUT)
+    path = tmp_path / f"photo.{ {'gif': 'gif', 'png16': 'png', 'cmyk': 'jpg', 'grey': 'png'}[kind] }"
+    if kind == "gif":
+        frames = [astronaut.convert("P"), astronaut.rotate(180).convert("P")]
+        frames[0].save(path, save_all=True, append_images=frames[1:], duration=100, loop=0)
+    elif kind == "png16":
+        Image.fromarray(np.asarray(astronaut.convert("L")).astype(np.uint16) * 257).save(path)
+    elif kind == "cmyk":
+        astronaut.convert("CMYK").save(path)
+    else:
+        astronaut.convert("L").save(path)
+    aligned, reconstruction, summary, _ = client.predict(handle_file(str(path)), 1, api_name="/reconstruct")
+    assert pixels(aligned).shape == (128, 128, 3) and "Found 1 face" in summary
+    if kind == "gif":
+        assert "first frame" in summary
