@@ -89,6 +89,13 @@ def activity_chart(pipeline: FacePipeline):
     return fig
 
 
+def face_source(name: str, seed: int) -> tuple[PhotoInput, gr.Number]:
+    """A photo input with a seed beside it, for when no photo is given."""
+    with gr.Column():
+        photo = PhotoInput(label=f"Face {name} (empty: a random face from the seed)", type="filepath", height=220)
+        return photo, gr.Number(label=f"Seed {name}", value=seed, precision=0)
+
+
 def build_demo(pipeline: FacePipeline) -> gr.Blocks:
     model = pipeline.model
     ranked = pipeline.ranked_dimensions()
@@ -127,9 +134,10 @@ def build_demo(pipeline: FacePipeline) -> gr.Blocks:
         return pipeline.explore(pipeline.latent(photo, seed), dimension_offsets, [float(v) for v in offsets[DIMENSION_SLIDERS:]])
 
     def label_sliders(dimensions):
-        dimensions = list(dimensions or [])[:DIMENSION_SLIDERS]
-        return [gr.update(label=f"dim {d}" if i < len(dimensions) else "(pick a dimension above)", value=0,
-                          interactive=i < len(dimensions)) for i, d in enumerate(dimensions + [None] * (DIMENSION_SLIDERS - len(dimensions)))]
+        chosen = list(dimensions or [])[:DIMENSION_SLIDERS]
+        return [gr.update(label=f"dim {chosen[i]}", value=0, interactive=True) if i < len(chosen)
+                else gr.update(label="(pick a dimension above)", value=0, interactive=False)
+                for i in range(DIMENSION_SLIDERS)]
 
     def ping():
         return "ok"
@@ -168,12 +176,8 @@ def build_demo(pipeline: FacePipeline) -> gr.Blocks:
 
         with gr.Tab("Morph"):
             with gr.Row():
-                with gr.Column():
-                    photo_a = PhotoInput(label="Face A (empty: a random face from the seed)", type="filepath", height=220)
-                    seed_a = gr.Number(label="Seed A", value=1, precision=0)
-                with gr.Column():
-                    photo_b = PhotoInput(label="Face B (empty: a random face from the seed)", type="filepath", height=220)
-                    seed_b = gr.Number(label="Seed B", value=2, precision=0)
+                photo_a, seed_a = face_source("A", 1)
+                photo_b, seed_b = face_source("B", 2)
                 with gr.Column():
                     blend = gr.Image(label="Blend", interactive=False, height=256, format="png")
                     t = gr.Slider(0, 1, value=0.5, step=0.01, label="t (0 = A, 1 = B)")
@@ -181,7 +185,7 @@ def build_demo(pipeline: FacePipeline) -> gr.Blocks:
             with gr.Row():
                 frames = gr.Slider(3, 32, value=10, step=1, label="Frames")
                 animate = gr.Button("Make strip and GIF")
-            strip = gr.Gallery(label="Morph", columns=10, height="auto", format="png")
+            strip = gr.Gallery(label="Morph", columns=10, rows=1, height=190, format="png")
             gif = gr.File(label="Animated GIF")
             if EXAMPLES:
                 gr.Examples(EXAMPLES, inputs=[photo_a], label="Examples for face A")

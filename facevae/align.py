@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import os
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,7 +31,16 @@ DETECT_SIDE = 640  # detection runs on a copy at most this big: fast, and faces 
 REFINE_WIDTH = 96  # the canonical face width of the second detection pass
 DECODE_SIDE = 1600  # JPEGs are decoded at the smallest 1/2, 1/4, 1/8 scale still this big
 
-_cascade = cv2.CascadeClassifier(os.path.join(cv2.data.haarcascades, "haarcascade_frontalface_default.xml"))
+_CASCADE_FILE = os.path.join(cv2.data.haarcascades, "haarcascade_frontalface_default.xml")
+_per_thread = threading.local()
+
+
+def _cascade() -> cv2.CascadeClassifier:
+    """This thread's detector: a CascadeClassifier must not be used by two threads at once
+    (the app serves requests from several)."""
+    if not hasattr(_per_thread, "cascade"):
+        _per_thread.cascade = cv2.CascadeClassifier(_CASCADE_FILE)
+    return _per_thread.cascade
 
 
 class PhotoError(ValueError):
@@ -131,7 +141,7 @@ def refine(grey: Image.Image, box) -> tuple[int, int, int, int]:
 def detect_boxes(grey: np.ndarray, scale_factor: float = 1.1, size_range=(32, None)) -> list[tuple[int, int, int, int]]:
     """The cascade on a uint8 grayscale array: confident boxes, largest first."""
     low, high = size_range
-    boxes, _, weights = _cascade.detectMultiScale3(
+    boxes, _, weights = _cascade().detectMultiScale3(
         grey, scaleFactor=scale_factor, minNeighbors=5, minSize=(int(low), int(low)),
         maxSize=(int(high), int(high)) if high else (0, 0), outputRejectLevels=True)
     confident = [tuple(int(v) for v in box) for box, weight in zip(boxes, np.ravel(weights)) if weight >= MIN_CONFIDENCE]

@@ -110,3 +110,13 @@ def test_real_celeba_faces_pasted_into_photos_are_framed_as_crop_celeba():
             errors.append(box_error_in_model_pixels(info, scale, offset))
     assert found >= 0.9 * len(files)
     assert np.median(errors) <= 6, sorted(errors)
+
+
+def test_concurrent_requests_detect_safely(astronaut):
+    """The app aligns photos for several users at once; OpenCV's cascade is not thread-safe."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    expected = detect_faces(astronaut)
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda _: detect_faces(astronaut), range(24)))
+    assert all(r == expected for r in results)

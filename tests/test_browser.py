@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from test_app import ASTRONAUT, client, server  # noqa: F401  (the app server fixtures)
+from test_app import ASTRONAUT, server  # noqa: F401  (the app server fixture)
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed (.ci/run installs it)")
@@ -33,36 +33,40 @@ def shots(tmp_path) -> Path:
     return folder
 
 
-def loaded_images(locator) -> int:
-    """How many <img> inside the locator have finished loading real pixels."""
-    return locator.evaluate("el => [...el.querySelectorAll('img')].filter(i => i.complete && i.naturalWidth > 0).length")
+def visible_faces(page) -> int:
+    """Model outputs (128×128 images) loaded and visible on the page."""
+    return page.evaluate("() => [...document.querySelectorAll('img')].filter(i => i.complete && i.naturalWidth === 128"
+                         " && i.offsetParent !== null).length")
+
+
+def run_and_wait(page, button: str, shot: Path):
+    """Click a button, wait until Gradio has finished and the images have loaded, screenshot."""
+    page.get_by_role("button", name=button).click()
+    page.wait_for_timeout(300)
+    page.wait_for_function("() => !document.body.innerText.includes('processing')", timeout=60_000)
+    page.wait_for_load_state("networkidle")
+    page.screenshot(path=str(shot), full_page=True)
 
 
 def test_upload_reconstruct_morph_and_sample_in_a_browser(page, shots):
     page.get_by_text("Weights:").wait_for()
-    page.locator("input[type=file]").first.set_input_files(ASTRONAUT)
-    page.wait_for_function("() => [...document.querySelectorAll('img')].filter(i => i.src.includes('/file=') || i.src.includes('gradio_api/file')).length >= 3",
-                           timeout=60_000)
+    page.locator("input[type=file]").first.set_input_files(ASTRONAUT)  # an upload runs the reconstruction
     page.get_by_text("PSNR").wait_for(timeout=60_000)
-    page.screenshot(path=str(shots / "reconstruct.png"), full_page=True)
+    run_and_wait(page, "Reconstruct", shots / "reconstruct.png")
     assert "Found 1 face" in page.content()
+    assert visible_faces(page) == 2  # the aligned face and its reconstruction
 
     page.get_by_role("tab", name="Morph").click()
     page.locator("input[type=file]").nth(1).set_input_files(ASTRONAUT)
-    page.get_by_role("button", name="Make strip and GIF").click()
-    page.locator("a[href*='.gif']").first.wait_for(state="attached", timeout=60_000)  # the GIF's download link
-    page.wait_for_function("() => !document.body.innerText.includes('processing')", timeout=60_000)
-    page.wait_for_timeout(500)
-    page.screenshot(path=str(shots / "morph.png"), full_page=True)
+    run_and_wait(page, "Make strip and GIF", shots / "morph.png")
+    assert visible_faces(page) == 1 + 10  # the blend and a strip of 10 frames
+    assert page.locator("a[href*='.gif']").count() >= 1
 
     page.get_by_role("tab", name="Random faces").click()
-    page.get_by_role("button", name="Draw faces").click()
-    page.locator("a[href*='.png']").first.wait_for(state="attached", timeout=60_000)  # the grid's download link
-    page.wait_for_function("() => !document.body.innerText.includes('processing')", timeout=60_000)
-    page.wait_for_timeout(500)
-    page.screenshot(path=str(shots / "random_faces.png"), full_page=True)
+    run_and_wait(page, "Draw faces", shots / "random_faces.png")
+    assert visible_faces(page) == 16
 
     page.get_by_role("tab", name="Latent explorer").click()
-    page.wait_for_timeout(1500)
+    page.wait_for_load_state("networkidle")
     page.screenshot(path=str(shots / "explorer.png"), full_page=True)
-    assert "active of 200" in page.content() or page.locator("img").count() > 0
+    assert visible_faces(page) == 1 and "PC 1" in page.content()

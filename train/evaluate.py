@@ -2,8 +2,8 @@
 
     python -m train.evaluate --model assets/facevae-celeba-128 --data ../shared/data/celeba [--split val]
 
-Prints the figures and writes them as JSON (--json, default <model>/evaluation.json), with a
-PNG of samples beside their nearest training images (--nearest-png).
+Prints the figures and writes them as JSON (--json, default runs/evaluate/<split>_evaluation.json),
+with a PNG of samples above their nearest training images (--nearest-png, default in runs/evaluate/).
 
 Definitions
 - mse, psnr, ssim: of the reconstruction from the posterior mean, per image, averaged.
@@ -147,11 +147,14 @@ def main() -> None:
         raise SystemExit(f"the {args.split} split of {args.data} is empty")
     images = cache_images(splits[args.split], model.image_size).array
     train_images = cache_images(splits["train"], model.image_size).array if splits["train"] else None
-    out_dir = Path(args.model) if args.model and Path(args.model).is_dir() else Path(".")
-    nearest = Path(args.nearest_png) if args.nearest_png else out_dir / "nearest_training_images.png"
+    # Not beside the model: the nearest-neighbour PNG holds training images, which must not be
+    # shipped with the weights (CelebA's terms forbid redistributing them).
+    out_dir = Path("runs") / "evaluate"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    nearest = Path(args.nearest_png) if args.nearest_png else out_dir / f"{args.split}_nearest_training_images.png"
     results = evaluate(model, images, train_images, args.samples, nearest)
     results.update(model=model.source, split=args.split)
-    json_path = Path(args.json) if args.json else out_dir / "evaluation.json"
+    json_path = Path(args.json) if args.json else out_dir / f"{args.split}_evaluation.json"
     json_path.write_text(json.dumps(results, indent=2) + "\n")
     for key, value in results.items():
         print(f"{key:26s} {value:.4f}" if isinstance(value, float) else f"{key:26s} {value}")

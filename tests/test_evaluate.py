@@ -1,0 +1,28 @@
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_latent_stats_and_evaluation_scripts_run_on_a_tiny_folder(celeba_dir, tmp_path):
+    run = tmp_path / "run"
+    subprocess.run([sys.executable, "-m", "train.train", "--data", str(celeba_dir), "--out", str(run), "--epochs", "1",
+                    "--batch-size", "8"], cwd=ROOT, check=True, capture_output=True, timeout=300)
+    stats = subprocess.run([sys.executable, "-m", "train.latent_stats", "--model", str(run / "model"), "--data",
+                            str(celeba_dir), "--components", "1,2"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert stats.returncode == 0, stats.stderr
+    assert (run / "model" / "latent_stats.safetensors").is_file()
+    out_json, out_png = tmp_path / "eval.json", tmp_path / "nearest.png"
+    result = subprocess.run([sys.executable, "-m", "train.evaluate", "--model", str(run / "model"), "--data",
+                             str(celeba_dir), "--samples", "40", "--json", str(out_json), "--nearest-png", str(out_png)],
+                            cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads(out_json.read_text())
+    for key in ("mse", "psnr", "ssim", "nelbo_nats", "bits_per_dim", "active_units", "frechet_distance_normal",
+                "frechet_distance_mixture", "sharpness_normal", "sharpness_mixture"):
+        assert key in metrics, key
+    assert metrics["images"] == 10 and 0 < metrics["ssim"] <= 1 and metrics["bits_per_dim"] > 0
+    assert metrics["frechet_distance_normal"] > 0 and out_png.is_file()
+    assert "psnr" in result.stdout

@@ -1,0 +1,73 @@
+import numpy as np
+import torch
+
+from facevae import load_model
+from facevae.latent import LatentStats
+from train.latent_stats import compute_stats
+
+
+def test_shipped_weights_load_and_reconstruct(faces):
+    from facevae import crop_celeba, to_tensor
+
+    model = load_model()
+    assert not model.training and "bundled" in model.source
+    x = to_tensor([crop_celeba(faces[0])])
+    y = model.reconstruct(x)
+    assert y.shape == (1, 3, 128, 128) and 0 <= y.min() and y.max() <= 1
+    assert ((y - x) ** 2).mean() < ((torch.full_like(x, 0.5) - x) ** 2).mean()  # better than grey
+
+
+def test_shipped_latent_statistics_match_the_config():
+    model = load_model()
+    stats, d = model.latent_stats, model.latent_dim
+    assert stats is not None
+    assert stats.mean.shape == stats.std.shape == stats.kl.shape == (d,)
+    assert stats.pca_directions.shape[1] == d and stats.pca_variances.shape == stats.pca_directions.shape[:1]
+    c = len(stats.mixture_weights)
+    assert stats.mixture_means.shape == (c, d) and stats.mixture_scale_trils.shape == (c, d, d)
+    assert torch.isclose(stats.mixture_weights.sum(), torch.tensor(1.0), atol=1e-4)
+    assert len(stats.ranked_dimensions(0.01)) >= 30  # active units
+    kl = stats.kl[stats.ranked_dimensions()]
+    assert (kl[:-1] >= kl[1:]).all()
+
+
+def toy_stats(seed=0) -> tuple[LatentStats, torch.Tensor]:
+    """Statistics fitted to two well-separated clusters in 4 dimensions."""
+    g = torch.Generator().manual_seed(seed)
+    centres = torch.tensor([[4.0, 0, 0, 0], [-4.0, 0, 0, 0]])
+    mu = torch.cat([centres[0] + 0.3 * torch.randn(300, 4, generator=g), centres[1] + 0.3 * torch.randn(300, 4, generator=g)])
+    logvar = torch.full_like(mu, -2.0)
+    stats, scores = compute_stats(mu, logvar, [1, 2])
+    return stats, scores
+
+
+def test_mixture_size_is_chosen_by_held_out_likelihood_and_sampling_uses_the_components(tmp_path):
+    stats, scores = toy_stats()
+    assert scores[2] > scores[1] and len(stats.mixture_weights) == 2
+    samples = stats.sample_mixture(2000, 1.0, torch.Generator().manual_seed(0))
+    near = torch.cdist(samples, stats.mixture_means).argmin(1)
+    share = near.float().mean().item()
+    assert 0.4 < share < 0.6  # both components drawn, in proportion to their weights
+    assert (samples[:, 0].abs() > 2).float().mean() > 0.99  # from the clusters, not between them
+    cold = stats.sample_mixture(2000, 0.1, torch.Generator().manual_seed(0))
+    assert cold[:, 1:].std() < samples[:, 1:].std() / 5  # temperature scales each component's spread
+    again = stats.sample_mixture(2000, 1.0, torch.Generator().manual_seed(0))
+    assert torch.equal(samples, again)
+    stats.save(tmp_path)
+    loaded = LatentStats.find(tmp_path)
+    assert torch.equal(loaded.mixture_means, stats.mixture_means)
+
+
+def test_pca_and_ranked_dimensions():
+    stats, _ = toy_stats()
+    directions, stds = stats.principal_directions(2)
+    assert abs(directions[0, 0].abs().item() - 1) < 0.01  # the clusters differ along dimension 0
+    assert stds[0] > 3 > stds[1]
+    assert stats.ranked_dimensions()[0] == 0
+
+
+def test_mixture_sampling_through_the_model_is_reproducible():
+    model = load_model()
+    a = model.sample(3, prior="mixture", generator=torch.Generator().manual_seed(5))
+    b = model.sample(3, prior="mixture", generator=torch.Generator().manual_seed(5))
+    assert torch.equal(a, b) and a.shape == (3, 3, 128, 128)
