@@ -113,11 +113,11 @@ def build_demo(pipeline: FacePipeline) -> gr.Blocks:
         return result.face, result.reconstruction, summary, result.detections
 
     def sample(count, seed, temperature, prior):
-        faces = pipeline.sample(int(count), int(seed), float(temperature), prior)
+        faces = pipeline.sample(int(count), int(seed or 0), float(temperature), prior)
         return faces, save_output(grid_png(faces), ".png")
 
     def endpoints(photo_a, seed_a, photo_b, seed_b):
-        return pipeline.latent(photo_a, seed_a), pipeline.latent(photo_b, seed_b)
+        return pipeline.latent(photo_a, int(seed_a or 0)), pipeline.latent(photo_b, int(seed_b or 0))
 
     @user_errors
     def morph(photo_a, seed_a, photo_b, seed_b, t, method):
@@ -131,7 +131,8 @@ def build_demo(pipeline: FacePipeline) -> gr.Blocks:
     @user_errors
     def explore(photo, seed, dimensions, *offsets):
         dimension_offsets = {int(d): float(v) for d, v in zip(dimensions or [], offsets[:DIMENSION_SLIDERS])}
-        return pipeline.explore(pipeline.latent(photo, seed), dimension_offsets, [float(v) for v in offsets[DIMENSION_SLIDERS:]])
+        pc_offsets = [float(v) for v in offsets[DIMENSION_SLIDERS:]]
+        return pipeline.explore(pipeline.latent(photo, int(seed or 0)), dimension_offsets, pc_offsets)
 
     def label_sliders(dimensions):
         chosen = list(dimensions or [])[:DIMENSION_SLIDERS]

@@ -54,11 +54,12 @@ class FacePipeline:
 
     @torch.inference_mode()
     def reconstruct(self, photo, face_index: int | None = None) -> Reconstruction:
-        face, info = align_face(photo, face_index)
+        img, notes = load_photo(photo)  # decoded once, for the alignment and the thumbnail
+        face, info = align_face(img, face_index)
+        info.notes[:0] = notes
         x = to_tensor(face)
         y = self.model.reconstruct(x)
-        detections = draw_detections(load_photo(photo)[0], info)
-        return Reconstruction(face, to_image(y), mse(x, y).item(), psnr(x, y).item(), info, detections)
+        return Reconstruction(face, to_image(y), mse(x, y).item(), psnr(x, y).item(), info, draw_detections(img, info))
 
     def seed_latents(self, seed: int, n: int = 1, temperature: float = 1.0, prior: str = "normal") -> torch.Tensor:
         """n latents drawn from the prior with a fixed seed: the same seed, the same faces."""

@@ -148,3 +148,12 @@ def test_unusual_but_valid_images_are_converted(client, tmp_path, kind):
     assert pixels(aligned).shape == (128, 128, 3) and "Found 1 face" in summary
     if kind == "gif":
         assert "first frame" in summary
+
+
+def test_out_of_range_api_values_get_a_message(client):
+    # Gradio checks slider values against their ranges: an API caller cannot ask for 5,000 faces
+    with pytest.raises(Exception, match="5000 is greater than maximum value 64"):
+        client.predict(5000, 0, 0.8, "normal", api_name="/sample")
+    with pytest.raises(Exception, match="greater than maximum value 32"):
+        client.predict(None, 1, None, 2, "spherical", 10_000, api_name="/morph_animation")
+    assert client.predict(api_name="/ping") == "ok"

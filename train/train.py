@@ -206,7 +206,7 @@ def main(argv=None) -> FaceVAE:
             bar.set_postfix(loss=f"{terms.total.item():.0f}", rec=f"{terms.reconstruction.item():.0f}",
                             kl=f"{terms.kl.item():.1f}", img_s=f"{rate:.0f}", refresh=False)
             trained_seconds = time.perf_counter() - started
-            out_of_time = cfg.max_minutes and trained_seconds > cfg.max_minutes * 60
+            out_of_time = past_time_limit(cfg, trained_seconds, distributed, device)
             if step % cfg.checkpoint_every == 0 or step == total_steps or out_of_time:
                 save_checkpoint()
             if step == total_steps or out_of_time:
@@ -232,6 +232,17 @@ def main(argv=None) -> FaceVAE:
         dist.barrier()
         dist.destroy_process_group()
     return model
+
+
+def past_time_limit(cfg, trained_seconds: float, distributed: bool, device: torch.device) -> bool:
+    """--max-minutes reached; under DDP all processes agree (rank 0's clock decides), so that
+    none stops while the others wait for it in the next gradient all-reduce."""
+    if not cfg.max_minutes:
+        return False
+    flag = torch.tensor(float(trained_seconds > cfg.max_minutes * 60), device=device)
+    if distributed:
+        dist.broadcast(flag, src=0)
+    return bool(flag.item())
 
 
 @torch.no_grad()
