@@ -4,8 +4,7 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
-from concurrent.futures import ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
+import threading
 from pathlib import Path
 
 import torch
@@ -49,14 +48,22 @@ def _load(source: str | os.PathLike, device) -> FaceVAE:
 
 def _load_within(source: str, device, seconds: float) -> FaceVAE:
     """Load with a hard deadline: a network that drops packets instead of refusing them could
-    otherwise hold start-up for the HTTP library's own, much longer, time-outs."""
-    pool = ThreadPoolExecutor(max_workers=1)
-    try:
-        return pool.submit(_load, source, device).result(timeout=seconds)
-    except FutureTimeout:
-        raise TimeoutError(f"no answer within {seconds:.0f} s") from None
-    finally:
-        pool.shutdown(wait=False)
+    otherwise hold start-up for the HTTP library's own, much longer, time-outs and retries. The
+    worker is a daemon thread, so an abandoned attempt never keeps the process from exiting."""
+    outcome: dict = {}
+
+    def attempt():
+        try:
+            outcome["model"] = _load(source, device)
+        except Exception as error:  # handed to the caller below
+            outcome["error"] = error
+
+    worker = threading.Thread(target=attempt, daemon=True, name=f"load {source}")
+    worker.start()
+    worker.join(seconds)
+    if "model" in outcome:
+        return outcome["model"]
+    raise outcome.get("error") or TimeoutError(f"no answer within {seconds:.0f} s")
 
 
 def push_model(model: FaceVAE, repo_id: str, token: str | None = None) -> str:

@@ -12,8 +12,6 @@ import torch
 from PIL import Image, ImageOps
 
 IMAGE_SIZE = 128
-# CelebA's aligned images are 178×218; the training framing is their centred 178×178 square.
-CELEBA_SIZE = (178, 218)
 
 
 def celeba_square(width: int, height: int) -> tuple[int, int, int, int]:
