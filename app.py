@@ -205,7 +205,7 @@ def build_demo(pipeline: FacePipeline) -> gr.Blocks:
                         new_face = gr.Button("New random face")
                         reset = gr.Button("Reset sliders")
                 explored = gr.Image(label="Face", interactive=False, height=256, format="png")
-                chart = gr.Plot(value=activity_chart(pipeline), label="Active dimensions")
+                gr.Plot(value=activity_chart(pipeline), label="Active dimensions")
             if EXAMPLES:
                 gr.Examples(EXAMPLES, inputs=[explore_photo])
             dimensions = gr.Dropdown(dimension_choices, value=ranked[:DIMENSION_SLIDERS], multiselect=True,

@@ -7,7 +7,6 @@ ConvTranspose(k3, s2, p0) whose odd-sized output is cropped back to the image si
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from huggingface_hub import PyTorchModelHubMixin
 from torch import nn
 
@@ -132,18 +131,21 @@ class FaceVAE(
         prior: str = "normal",
         generator: torch.Generator | None = None,
     ) -> torch.Tensor:
-        """n new faces, N×C×H×W in [0, 1]. prior="normal" draws z ~ N(0, T²I); prior="mixture"
-        draws from the Gaussian mixture fitted to the training posterior means (shipped with the
-        default weights), with each component's spread scaled by the temperature T."""
+        """n new faces, N×C×H×W in [0, 1], decoded from sample_latents."""
+        return self.decode(self.sample_latents(n, temperature, prior, generator).to(self.to_mu.weight.device))
+
+    def sample_latents(self, n: int, temperature: float = 1.0, prior: str = "normal",
+                       generator: torch.Generator | None = None) -> torch.Tensor:
+        """n latents. prior="normal": z ~ N(0, T²I); prior="mixture": the Gaussian mixture fitted
+        to the training posterior means (shipped with the default weights), each component's
+        spread scaled by the temperature T."""
         if prior == "normal":
-            z = temperature * torch.randn(n, self.latent_dim, generator=generator)
-        elif prior == "mixture":
+            return temperature * torch.randn(n, self.latent_dim, generator=generator)
+        if prior == "mixture":
             if self.latent_stats is None:
                 raise ValueError("these weights ship no fitted mixture prior; use prior='normal'")
-            z = self.latent_stats.sample_mixture(n, temperature, generator)
-        else:
-            raise ValueError(f"prior must be 'normal' or 'mixture', got {prior!r}")
-        return self.decode(z.to(self.to_mu.weight.device))
+            return self.latent_stats.sample_mixture(n, temperature, generator)
+        raise ValueError(f"prior must be 'normal' or 'mixture', got {prior!r}")
 
 
 def reparameterize(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:

@@ -63,10 +63,7 @@ class FacePipeline:
 
     def seed_latents(self, seed: int, n: int = 1, temperature: float = 1.0, prior: str = "normal") -> torch.Tensor:
         """n latents drawn from the prior with a fixed seed: the same seed, the same faces."""
-        generator = torch.Generator().manual_seed(int(seed))
-        if prior == "mixture" and self.model.latent_stats is not None:
-            return self.model.latent_stats.sample_mixture(n, temperature, generator)
-        return temperature * torch.randn(n, self.model.latent_dim, generator=generator)
+        return self.model.sample_latents(n, temperature, prior, torch.Generator().manual_seed(int(seed)))
 
     @torch.inference_mode()
     def sample(self, n: int, seed: int, temperature: float = 1.0, prior: str = "normal") -> list[Image.Image]:

@@ -7,7 +7,6 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image, ImageDraw
 
 
@@ -55,8 +54,3 @@ def celeba_dir(tmp_path_factory):
 @pytest.fixture(autouse=True)
 def _cache_in_tmp(tmp_path, monkeypatch):
     monkeypatch.setenv("FACEVAE_CACHE", str(tmp_path / "cache"))
-
-
-@pytest.fixture
-def rng_seed():
-    torch.manual_seed(0)

@@ -1,5 +1,4 @@
 """The app through its HTTP API, as gradio_client users (and the browser) reach it."""
-import io
 import socket
 import struct
 import zlib
@@ -106,11 +105,10 @@ def png_header_only(width: int, height: int) -> bytes:
 
 
 def bad_files(tmp_path):
-    astronaut = Image.open(ASTRONAUT)
     files = {}
     (tmp_path / "notes.jpg").write_text("this is not an image")
     files["notes.jpg"] = "not an image"
-    data = (tmp_path / "full.jpg").write_bytes(open(ASTRONAUT, "rb").read()) and open(ASTRONAUT, "rb").read()
+    data = open(ASTRONAUT, "rb").read()
     (tmp_path / "truncated.jpg").write_bytes(data[: len(data) // 3])
     files["truncated.jpg"] = "damaged or truncated"
     Image.new("RGB", (1, 1)).save(tmp_path / "tiny.png")

@@ -1,4 +1,3 @@
-import numpy as np
 import torch
 
 from facevae import load_model
