@@ -10,6 +10,7 @@ import argparse
 import functools
 import logging
 import os
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -17,10 +18,12 @@ from pathlib import Path
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 import gradio as gr
+import pandas as pd
 import torch
 
 from facevae import load_model
 from facevae.align import MAX_BYTES, PhotoError
+from facevae.latent import ACTIVE_KL
 from facevae.pipeline import INTERPOLATIONS, FacePipeline, animated_gif, grid_png
 
 log = logging.getLogger("facevae.app")
@@ -57,36 +60,28 @@ def user_errors(fn):
     return wrapper
 
 
-def save_output(data: bytes, suffix: str) -> str:
-    """Write a download to the app's output folder, removing downloads older than an hour."""
+def save_output(data: bytes, filename: str) -> str:
+    """Write a download under its own name (in a folder of its own, so that requests never
+    overwrite each other's files), removing downloads older than an hour."""
     cutoff = time.time() - OUTPUT_MAX_AGE_SECONDS
     for old in OUTPUT_DIR.iterdir():
         if old.stat().st_mtime < cutoff:
-            old.unlink(missing_ok=True)
-    handle, path = tempfile.mkstemp(suffix=suffix, dir=OUTPUT_DIR)
-    with os.fdopen(handle, "wb") as f:
-        f.write(data)
-    return path
+            shutil.rmtree(old, ignore_errors=True)
+    path = Path(tempfile.mkdtemp(dir=OUTPUT_DIR)) / filename
+    path.write_bytes(data)
+    return str(path)
 
 
-def activity_chart(pipeline: FacePipeline):
-    """A bar chart of the average KL of each latent dimension, most active first."""
-    stats = pipeline.model.latent_stats
-    if stats is None:
-        return None
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    kl = stats.kl.sort(descending=True).values.numpy()
-    fig, ax = plt.subplots(figsize=(6, 2.2))
-    ax.bar(range(len(kl)), kl, width=1.0, color="#4a7bd0")
-    ax.axhline(0.01, color="grey", lw=0.8, ls="--")
-    ax.set_xlabel(f"latent dimensions by KL ({int((stats.kl > 0.01).sum())} active of {len(kl)})")
-    ax.set_ylabel("average KL (nats)")
-    fig.tight_layout()
-    return fig
+def activity_chart(pipeline: FacePipeline) -> gr.BarPlot:
+    """Bars of each latent dimension's average KL, most active first (hover for the numbers)."""
+    activity = pipeline.dimension_activity()
+    if activity is None:
+        return gr.BarPlot(visible=False)
+    table = pd.DataFrame(activity, columns=["dimension", "KL (nats)"])
+    table["dimension"] = "dim " + table["dimension"].astype(str)
+    active = int((table["KL (nats)"] > ACTIVE_KL).sum())
+    return gr.BarPlot(table, x="dimension", y="KL (nats)", sort="-y", x_axis_labels_visible=False, y_lim=[0, None],
+                      height=220, label=f"Active dimensions: {active} of {len(table)} carry more than {ACTIVE_KL} nats")
 
 
 def face_source(name: str, seed: int) -> tuple[PhotoInput, gr.Number]:
@@ -113,8 +108,11 @@ def build_demo(pipeline: FacePipeline) -> gr.Blocks:
         return result.face, result.reconstruction, summary, result.detections
 
     def sample(count, seed, temperature, prior):
+        return pipeline.sample_grid(int(count), int(seed or 0), float(temperature), prior)
+
+    def sample_gallery(count, seed, temperature, prior):
         faces = pipeline.sample(int(count), int(seed or 0), float(temperature), prior)
-        return faces, save_output(grid_png(faces), ".png")
+        return faces, save_output(grid_png(faces), f"faces-{prior}-seed{int(seed or 0)}.png")
 
     def endpoints(photo_a, seed_a, photo_b, seed_b):
         return pipeline.latent(photo_a, int(seed_a or 0)), pipeline.latent(photo_b, int(seed_b or 0))
@@ -126,7 +124,7 @@ def build_demo(pipeline: FacePipeline) -> gr.Blocks:
     @user_errors
     def morph_animation(photo_a, seed_a, photo_b, seed_b, method, frames):
         images = pipeline.morph_frames(*endpoints(photo_a, seed_a, photo_b, seed_b), int(frames), method)
-        return images, save_output(animated_gif(images), ".gif")
+        return images, save_output(animated_gif(images), "morph.gif")
 
     @user_errors
     def explore(photo, seed, dimensions, *offsets):
@@ -152,7 +150,8 @@ def build_demo(pipeline: FacePipeline) -> gr.Blocks:
                 with gr.Column():
                     face_number = gr.Number(label="Face (1 = largest)", value=1, minimum=1, precision=0)
                     run = gr.Button("Reconstruct", variant="primary")
-                    detections = gr.Image(label="Where the face was found", interactive=False, height=200)
+                    detections = gr.Image(label="Where the face was found", interactive=False, height=200,
+                                          format="jpeg")
             with gr.Row():
                 aligned = gr.Image(label="Aligned face (model input)", interactive=False, height=256, format="png")
                 reconstruction = gr.Image(label="Reconstruction", interactive=False, height=256, format="png")
@@ -173,7 +172,12 @@ def build_demo(pipeline: FacePipeline) -> gr.Blocks:
             draw = gr.Button("Draw faces", variant="primary")
             gallery = gr.Gallery(label="Faces", columns=8, height="auto", format="png")
             grid_file = gr.File(label="Grid as PNG")
-            draw.click(sample, [count, seed, temperature, prior], [gallery, grid_file], api_name="sample")
+            sample_inputs = [count, seed, temperature, prior]
+            # /sample answers API callers with one PNG of all the faces (one download, not one per
+            # face); the button fills the gallery, also callable as /sample_gallery.
+            grid_event = gr.Button(visible=False)
+            grid_event.click(sample, sample_inputs, gr.Image(visible=False, format="png"), api_name="sample")
+            draw.click(sample_gallery, sample_inputs, [gallery, grid_file], api_name="sample_gallery")
 
         with gr.Tab("Morph"):
             with gr.Row():
@@ -205,7 +209,7 @@ def build_demo(pipeline: FacePipeline) -> gr.Blocks:
                         new_face = gr.Button("New random face")
                         reset = gr.Button("Reset sliders")
                 explored = gr.Image(label="Face", interactive=False, height=256, format="png")
-                gr.Plot(value=activity_chart(pipeline), label="Active dimensions")
+                activity_chart(pipeline)
             if EXAMPLES:
                 gr.Examples(EXAMPLES, inputs=[explore_photo])
             dimensions = gr.Dropdown(dimension_choices, value=ranked[:DIMENSION_SLIDERS], multiselect=True,

@@ -29,7 +29,7 @@ MAX_PIXELS = 64_000_000  # a 20000×20000 "decompression bomb" is refused before
 MIN_SIDE = 32
 DETECT_SIDE = 640  # detection runs on a copy at most this big: fast, and faces stay > 40 px
 REFINE_WIDTH = 96  # the canonical face width of the second detection pass
-DECODE_SIDE = 1600  # JPEGs are decoded at the smallest 1/2, 1/4, 1/8 scale still this big
+DECODE_SIDE = 1000  # JPEGs are decoded at the smallest 1/2, 1/4, 1/8 scale whose long side is still this big
 
 _CASCADE_FILE = os.path.join(cv2.data.haarcascades, "haarcascade_frontalface_default.xml")
 _per_thread = threading.local()
@@ -102,12 +102,19 @@ def load_photo(source, max_bytes: int = MAX_BYTES, max_pixels: int = MAX_PIXELS)
         img = ImageSequence.Iterator(img)[0]
     try:
         if img.format == "JPEG":
-            img.draft("RGB", (DECODE_SIDE, DECODE_SIDE))
+            img.draft("RGB", draft_size(img.size))
         img = to_rgb(upright(img))
         img.load()
     except (OSError, SyntaxError, ValueError) as error:
         raise PhotoError(f"The image is damaged or truncated and could not be decoded ({error}).") from None
     return img, notes
+
+
+def draft_size(size: tuple[int, int], long_side: int = DECODE_SIDE) -> tuple[int, int]:
+    """The size to ask Pillow's draft for: it picks the smallest scale at which both sides are
+    still at least this big, so asking for a square would keep a 4:3 photo at full size."""
+    shrink = max(1.0, max(size) / long_side)
+    return max(1, int(size[0] / shrink)), max(1, int(size[1] / shrink))
 
 
 def detect_faces(img: Image.Image) -> list[tuple[int, int, int, int]]:

@@ -10,6 +10,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 STATS_FILE = "latent_stats.safetensors"
+ACTIVE_KL = 0.01  # nats: a dimension whose average KL exceeds this is an "active unit" (Burda et al. 2016)
 
 
 def lerp(z0: torch.Tensor, z1: torch.Tensor, t: float) -> torch.Tensor:
@@ -50,7 +51,7 @@ class LatentStats:
 
     def ranked_dimensions(self, active_threshold: float = 0.0) -> list[int]:
         """Latent dimensions by decreasing average KL (the most informative first), keeping
-        those with KL above the threshold (0.01 nats is the usual 'active unit' cut)."""
+        those with KL above the threshold (ACTIVE_KL is the usual 'active unit' cut)."""
         order = torch.argsort(self.kl, descending=True)
         return [int(i) for i in order if self.kl[i] > active_threshold]
 

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import torch
-from torchmetrics.functional.image import structural_similarity_index_measure
 
 
 def mse(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -16,4 +15,7 @@ def psnr(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 def ssim(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Structural similarity per image (Gaussian window 11, σ 1.5, as in Wang et al. 2004)."""
+    # Imported here: torchmetrics pulls in torchvision and scipy, seconds of start-up the app never needs.
+    from torchmetrics.functional.image import structural_similarity_index_measure
+
     return structural_similarity_index_measure(x, y, data_range=1.0, reduction="none")

@@ -69,6 +69,13 @@ class FacePipeline:
     def sample(self, n: int, seed: int, temperature: float = 1.0, prior: str = "normal") -> list[Image.Image]:
         return self.decode(self.seed_latents(seed, n, temperature, prior))
 
+    @torch.inference_mode()
+    def sample_grid(self, n: int, seed: int, temperature: float = 1.0, prior: str = "normal",
+                    columns: int = 8) -> Image.Image:
+        """The same faces as sample(), as one grid image (columns per row, 2 px gaps)."""
+        y = self.model.decode(self.seed_latents(seed, n, temperature, prior))
+        return to_grid(y, columns=min(columns, n))
+
     def latent(self, photo: str | None, seed: int, prior: str | None = None, face_index: int | None = None) -> torch.Tensor:
         """The posterior mean of a photo's face (by file path), or a seed's draw from the prior
         (by default the best one the weights ship: the fitted mixture, else N(0, I)); cached."""
@@ -110,6 +117,14 @@ class FacePipeline:
             directions, stds = stats.principal_directions(len(pc_offsets))
             z += (torch.tensor(pc_offsets, dtype=z.dtype)[: len(stds)] * stds) @ directions
         return z
+
+    def dimension_activity(self) -> list[tuple[int, float]] | None:
+        """(dimension, average KL in nats) for every latent dimension, most active first; None
+        when the weights ship no latent statistics."""
+        stats = self.model.latent_stats
+        if stats is None:
+            return None
+        return [(d, float(stats.kl[d])) for d in stats.ranked_dimensions()]
 
     def ranked_dimensions(self) -> list[int]:
         """Latent dimensions, most informative first (by average KL on the training set)."""

@@ -5,8 +5,9 @@ Run by hand (pytest does not collect it):
 
 Starts `python app.py` on a free port, then times: start-up to the first answered request; a
 no-op event (/ping: Gradio's own round trip on this machine); an explorer slider update; a
-12-megapixel JPEG selfie reconstruction; 16 random faces; 8 concurrent clients × 50 mixed
-requests. Targets are on the time our work adds above the no-op's.
+12-megapixel JPEG selfie reconstruction; 16 random faces (one grid PNG, and as a gallery of
+16 files), with two client settings (see CLIENTS); 8 concurrent clients × 50 mixed requests,
+with the message of every failure. Targets are on the time our work adds above the no-op's.
 """
 from __future__ import annotations
 
@@ -60,6 +61,34 @@ def p(values, q) -> float:
     return float(np.percentile(values, q))
 
 
+# gradio_client's defaults verify TLS, so every HTTP request it makes (two per event, one per
+# file it uploads or downloads) loads the CA bundle anew, tens of ms each, even for plain HTTP;
+# the second client skips that, which shows what the server itself costs.
+CLIENTS = {"gradio_client defaults": {}, "ssl_verify=False (plain HTTP on localhost)": {"ssl_verify": False}}
+
+
+def time_requests(client: Client, selfie: str, repeats: int) -> dict[str, list[float]]:
+    dims, rng = list(range(8)), random.Random(0)
+    return {
+        "no-op (/ping)": timed(lambda: client.predict(api_name="/ping"), repeats),
+        "explorer slider (/explore)": timed(lambda: client.predict(
+            None, 3, dims, *[rng.uniform(-3, 3) for _ in range(14)], api_name="/explore"), repeats),
+        "12 MP selfie (/reconstruct)": timed(lambda: client.predict(handle_file(selfie), 1, api_name="/reconstruct"),
+                                             max(10, repeats // 3)),
+        "16 random faces (/sample)": timed(lambda: client.predict(16, rng.randrange(10**6), 0.8, "mixture",
+                                                                  api_name="/sample"), repeats),
+        "16 faces as gallery (/sample_gallery)": timed(lambda: client.predict(
+            16, rng.randrange(10**6), 0.8, "mixture", api_name="/sample_gallery"), max(10, repeats // 3)),
+    }
+
+
+def report(results: dict[str, list[float]]) -> None:
+    base50, base95 = p(results["no-op (/ping)"], 50), p(results["no-op (/ping)"], 95)
+    print(f"{'request':40s} {'p50 ms':>8s} {'p95 ms':>8s} {'p50 − no-op':>12s} {'p95 − no-op':>12s}")
+    for name, times in results.items():
+        print(f"{name:40s} {p(times, 50):8.1f} {p(times, 95):8.1f} {p(times, 50) - base50:12.1f} {p(times, 95) - base95:12.1f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=40)
@@ -68,8 +97,9 @@ def main() -> None:
     url = f"http://127.0.0.1:{port}/"
     env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False"}
     started = time.perf_counter()
+    server_log = Path(tempfile.gettempdir()) / "facevae-bench-server.log"
     server = subprocess.Popen([sys.executable, "app.py", "--port", str(port)], cwd=ROOT, env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                              stdout=server_log.open("w"), stderr=subprocess.STDOUT)
     try:
         client = None
         while client is None:
@@ -82,56 +112,50 @@ def main() -> None:
             if time.perf_counter() - started > 120:
                 raise SystemExit("the app did not answer within 120 s")
         startup = time.perf_counter() - started
-        dims = list(range(8))
+        print(f"start-up to first answered request: {startup:.1f} s")
         with tempfile.TemporaryDirectory() as folder:
             selfie = selfie_12mp(Path(folder))
-            rng = random.Random(0)
-            results = {
-                "no-op (/ping)": timed(lambda: client.predict(api_name="/ping"), args.repeats),
-                "explorer slider (/explore)": timed(lambda: client.predict(
-                    None, 3, dims, *[rng.uniform(-3, 3) for _ in range(14)], api_name="/explore"), args.repeats),
-                "12 MP selfie (/reconstruct)": timed(lambda: client.predict(handle_file(selfie), 1, api_name="/reconstruct"),
-                                                     max(10, args.repeats // 3)),
-                "16 random faces (/sample)": timed(lambda: client.predict(16, rng.randrange(10**6), 0.8, "normal",
-                                                                          api_name="/sample"), args.repeats),
-            }
+            for name, options in CLIENTS.items():
+                print(f"\nclient: {name}")
+                report(time_requests(Client(url, verbose=False, **options), selfie, args.repeats))
             mixed, errors = concurrent_load(url, selfie, clients=8, requests=50)
-        base50, base95 = p(results["no-op (/ping)"], 50), p(results["no-op (/ping)"], 95)
-        print(f"start-up to first answered request: {startup:.1f} s")
-        print(f"{'request':32s} {'p50 ms':>8s} {'p95 ms':>8s} {'p50 − no-op':>12s} {'p95 − no-op':>12s}")
-        for name, times in results.items():
-            print(f"{name:32s} {p(times, 50):8.1f} {p(times, 95):8.1f} {p(times, 50) - base50:12.1f} {p(times, 95) - base95:12.1f}")
-        print(f"8 clients × 50 mixed requests: {len(mixed)} answered, {errors} errors; "
+        print(f"\n8 clients × 50 mixed requests (default client): {len(mixed)} answered, {len(errors)} errors; "
               f"p50 {p(mixed, 50):.0f} ms, p95 {p(mixed, 95):.0f} ms")
+        for error in sorted(set(errors)):
+            print(f"  {errors.count(error)} × {error}")
+        print(f"server log: {server_log}")
     finally:
         server.terminate()
         server.wait(timeout=30)
 
 
-def concurrent_load(url: str, selfie: str, clients: int, requests: int) -> tuple[list[float], int]:
-    def one_client(index: int) -> tuple[list[float], int]:
+def concurrent_load(url: str, selfie: str, clients: int, requests: int) -> tuple[list[float], list[str]]:
+    """Latencies of the answered requests, and the message of each failed one."""
+    def one_client(index: int) -> tuple[list[float], list[str]]:
         client, rng = Client(url, verbose=False), random.Random(index)
-        calls = [
-            lambda: client.predict(None, rng.randrange(100), list(range(8)), *[rng.uniform(-3, 3) for _ in range(14)],
-                                   api_name="/explore"),
-            lambda: client.predict(16, rng.randrange(10**6), 0.8, "normal", api_name="/sample"),
-            lambda: client.predict(None, rng.randrange(100), None, rng.randrange(100), rng.random(), "spherical",
-                                   api_name="/morph"),
-            lambda: client.predict(handle_file(selfie), 1, api_name="/reconstruct"),
-        ]
-        times, errors = [], 0
+        calls = {
+            "explore": lambda: client.predict(None, rng.randrange(100), list(range(8)),
+                                              *[rng.uniform(-3, 3) for _ in range(14)], api_name="/explore"),
+            "sample": lambda: client.predict(16, rng.randrange(10**6), 0.8, "mixture", api_name="/sample"),
+            "morph": lambda: client.predict(None, rng.randrange(100), None, rng.randrange(100), rng.random(),
+                                            "spherical", api_name="/morph"),
+            "reconstruct": lambda: client.predict(handle_file(selfie), 1, api_name="/reconstruct"),
+        }
+        names = list(calls)
+        times, errors = [], []
         for i in range(requests):
             start = time.perf_counter()
+            name = names[i % len(names)]
             try:
-                calls[i % len(calls)]()
+                calls[name]()
                 times.append((time.perf_counter() - start) * 1000)
-            except Exception:
-                errors += 1
+            except Exception as error:
+                errors.append(f"/{name}: {type(error).__name__}: {error}")
         return times, errors
 
     with ThreadPoolExecutor(clients) as pool:
         outcomes = list(pool.map(one_client, range(clients)))
-    return [t for times, _ in outcomes for t in times], sum(e for _, e in outcomes)
+    return [t for times, _ in outcomes for t in times], [e for _, errors in outcomes for e in errors]
 
 
 if __name__ == "__main__":

@@ -49,21 +49,25 @@ def test_reconstruct_is_closer_to_its_input_than_to_another_face(client):
     aligned, reconstruction, summary, detections = client.predict(handle_file(ASTRONAUT), 1, api_name="/reconstruct")
     face, recon = pixels(aligned), pixels(reconstruction)
     assert face.shape == recon.shape == (128, 128, 3)
-    other = gallery_pixels(client.predict(1, 5, 0.8, "normal", api_name="/sample")[0])[0]
+    other = pixels(client.predict(1, 5, 0.8, "normal", api_name="/sample"))[2:130, 2:130]
     assert ((recon - face) ** 2).mean() < ((recon - other) ** 2).mean() / 2
     assert "PSNR" in summary and "Found 1 face" in summary
     assert Image.open(detections).size[0] <= 320
 
 
 def test_same_seed_same_faces_and_a_grid_to_download(client):
-    gallery, grid = client.predict(16, 7, 0.8, "normal", api_name="/sample")
-    again, _ = client.predict(16, 7, 0.8, "normal", api_name="/sample")
-    other, _ = client.predict(16, 8, 0.8, "normal", api_name="/sample")
+    gallery, grid_file = client.predict(16, 7, 0.8, "mixture", api_name="/sample_gallery")
+    again, _ = client.predict(16, 7, 0.8, "mixture", api_name="/sample_gallery")
+    other, _ = client.predict(16, 8, 0.8, "mixture", api_name="/sample_gallery")
     faces = gallery_pixels(gallery)
     assert len(faces) == 16 and all(f.shape == (128, 128, 3) for f in faces)
     assert all(np.array_equal(a, b) for a, b in zip(faces, gallery_pixels(again)))
     assert not np.array_equal(faces[0], gallery_pixels(other)[0])
-    assert Image.open(grid).size == (8 * 128 + 9 * 2, 2 * 128 + 3 * 2)
+    grid = pixels(grid_file)
+    assert grid.shape == (2 * 128 + 3 * 2, 8 * 128 + 9 * 2, 3)
+    assert np.array_equal(grid[132:260, 132:260], faces[9])  # row 2, column 2
+    # /sample: the same faces as one PNG, for API callers
+    assert np.array_equal(pixels(client.predict(16, 7, 0.8, "mixture", api_name="/sample")), grid)
 
 
 def test_morph_ends_are_the_two_reconstructions(client):

@@ -4,7 +4,7 @@ import torch
 from PIL import Image
 
 from facevae import crop_celeba, lerp, slerp, to_image, to_tensor
-from facevae.preprocess import to_rgb
+from facevae.preprocess import to_grid, to_rgb
 
 
 def test_crop_celeba_takes_rows_20_to_197_as_center_crop_does():
@@ -56,3 +56,12 @@ def test_lerp_and_slerp_end_points_and_norm():
     mid_l, mid_s = lerp(z0, z1, 0.5).norm(dim=1), slerp(z0, z1, 0.5).norm(dim=1)
     assert (mid_s > mid_l * 1.2).all()
     assert torch.allclose(mid_s, (z0.norm(dim=1) + z1.norm(dim=1)) / 2, rtol=1e-4)
+
+
+@pytest.mark.parametrize("n, columns", [(16, 8), (5, 8), (7, 3)])
+def test_to_grid_lays_out_images_as_torchvision_make_grid(n, columns):
+    from torchvision.utils import make_grid
+
+    images = torch.rand(n, 3, 12, 10)
+    expected = make_grid(images, nrow=columns, padding=2, pad_value=1.0)
+    assert np.array_equal(np.asarray(to_grid(images, columns=columns)), np.asarray(to_image(expected)))

@@ -32,6 +32,7 @@ from scipy import linalg
 from facevae import load_model
 from facevae.data import cache_images, find_splits
 from facevae.metrics import mse, psnr, ssim
+from facevae.latent import ACTIVE_KL
 from facevae.model import reparameterize
 from facevae.preprocess import images_to_tensor, to_grid
 
@@ -60,7 +61,7 @@ def reconstruction_metrics(model, images: np.ndarray, batch_size: int = 250, see
     nelbo = nll + kl_per_dim.sum().item()
     return dict(mse=sums["mse"] / n, psnr=sums["psnr"] / n, ssim=sums["ssim"] / n, nelbo_nats=nelbo,
                 bits_per_dim=nelbo / (dims * math.log(2)), kl_nats=kl_per_dim.sum().item(),
-                active_units=int((kl_per_dim > 0.01).sum()), decoder_sigma=math.sqrt(variance))
+                active_units=int((kl_per_dim > ACTIVE_KL).sum()), decoder_sigma=math.sqrt(variance))
 
 
 class FeatureSpace:

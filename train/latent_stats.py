@@ -16,7 +16,7 @@ from sklearn.mixture import GaussianMixture
 
 from facevae import load_model
 from facevae.data import cache_images, find_splits
-from facevae.latent import LatentStats
+from facevae.latent import ACTIVE_KL, LatentStats
 from facevae.preprocess import images_to_tensor
 
 
@@ -71,7 +71,7 @@ def main() -> None:
     mu, logvar = encode_all(model, images)
     stats, _ = compute_stats(mu, logvar, [int(k) for k in args.components.split(",")])
     stats.save(args.model)
-    active = len(stats.ranked_dimensions(0.01))
+    active = len(stats.ranked_dimensions(ACTIVE_KL))
     print(f"{len(mu)} training images; {active} active dimensions (KL > 0.01); "
           f"{len(stats.mixture_weights)} mixture components; written to {args.model}")
 

@@ -55,6 +55,7 @@ CONFIG = dict(
     device="auto",  # auto, cpu, cuda, mps
     cache_dir="",  # where decoded images are cached (default ~/.cache/facevae)
     resume=False,  # continue from out/checkpoint.pt
+    init_from="",  # start from these weights (save_pretrained folder or Hub id) with a fresh optimizer
     push_to_hub="",  # Hub repo id to push the final model to (token from HF_TOKEN)
 )
 
@@ -146,6 +147,8 @@ def main(argv=None) -> FaceVAE:
 
     model = FaceVAE(image_size=cfg.image_size, latent_dim=cfg.latent_dim, dropout=cfg.dropout,
                     negative_slope=cfg.negative_slope).to(device)
+    if cfg.init_from:
+        init_weights(model, cfg.init_from)
     optimizer = make_optimizer(model, cfg.lr)
     sampler = DistributedSampler(range(len(train_images)), num_replicas=world, rank=rank, shuffle=True,
                                  seed=cfg.seed, drop_last=True)
@@ -232,6 +235,15 @@ def main(argv=None) -> FaceVAE:
         dist.barrier()
         dist.destroy_process_group()
     return model
+
+
+def init_weights(model: FaceVAE, source: str) -> None:
+    """Copy the weights of a saved FaceVAE into model (fine-tuning). Dropout has no weights, so
+    the saved model's dropout rate need not match this run's."""
+    try:
+        model.load_state_dict(FaceVAE.from_pretrained(source).state_dict())
+    except (OSError, RuntimeError, ValueError) as error:
+        sys.exit(f"--init-from {source}: cannot use these weights ({error})")
 
 
 def past_time_limit(cfg, trained_seconds: float, distributed: bool, device: torch.device) -> bool:
