@@ -12,6 +12,7 @@ import logging
 import os
 import shutil
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -24,14 +25,18 @@ import torch
 from facevae import load_model
 from facevae.align import MAX_BYTES, PhotoError
 from facevae.latent import ACTIVE_KL
-from facevae.pipeline import INTERPOLATIONS, FacePipeline, animated_gif, grid_png
+from facevae.pipeline import INTERPOLATIONS, FacePipeline, animated_gif, grid_png, png_bytes
 
 log = logging.getLogger("facevae.app")
 EXAMPLES = sorted(str(p) for p in (Path(__file__).parent / "assets" / "examples").glob("*.jpg"))
 DIMENSION_SLIDERS = 8
 PC_SLIDERS = 6
 OUTPUT_DIR = Path(tempfile.mkdtemp(prefix="facevae-"))
-OUTPUT_MAX_AGE_SECONDS = 3600
+# Gradio copies each returned file into its own cache as the event ends; ours are kept a while
+# only so that a slow event never loses its file.
+OUTPUT_MAX_AGE_SECONDS = 600
+_next_cleanup = 0.0
+_cleanup_lock = threading.Lock()
 
 
 class PhotoInput(gr.Image):
@@ -61,15 +66,30 @@ def user_errors(fn):
 
 
 def save_output(data: bytes, filename: str) -> str:
-    """Write a download under its own name (in a folder of its own, so that requests never
-    overwrite each other's files), removing downloads older than an hour."""
-    cutoff = time.time() - OUTPUT_MAX_AGE_SECONDS
-    for old in OUTPUT_DIR.iterdir():
-        if old.stat().st_mtime < cutoff:
-            shutil.rmtree(old, ignore_errors=True)
+    """Write a download under its own name, in a folder of its own so that requests never
+    overwrite each other's files. Once a minute, folders older than OUTPUT_MAX_AGE_SECONDS go."""
+    global _next_cleanup
+    now = time.time()
+    if now >= _next_cleanup and _cleanup_lock.acquire(blocking=False):  # one thread cleans, the others go on
+        try:
+            _next_cleanup = now + 60
+            for old in OUTPUT_DIR.iterdir():
+                if old.stat().st_mtime < now - OUTPUT_MAX_AGE_SECONDS:
+                    shutil.rmtree(old, ignore_errors=True)
+        finally:
+            _cleanup_lock.release()
     path = Path(tempfile.mkdtemp(dir=OUTPUT_DIR)) / filename
     path.write_bytes(data)
     return str(path)
+
+
+def image_file(image, filename: str) -> str:
+    """Images leave the handlers as PNG files of their own. Handed a PIL image, Gradio would
+    write it to a path named by its content, in place: two requests with the same result (two
+    people on the same example) could then rewrite the file while the first is downloading
+    it, and that download fails ("Too little data for declared Content-Length"). Files that we
+    pass are copied into Gradio's cache atomically. Compression level 1 also saves time."""
+    return save_output(png_bytes(image), filename)
 
 
 def activity_chart(pipeline: FacePipeline) -> gr.BarPlot:
@@ -105,32 +125,37 @@ def build_demo(pipeline: FacePipeline) -> gr.Blocks:
         if not result.info.found or result.info.notes:
             gr.Warning(result.info.message)
         summary = f"**MSE** {result.mse:.4f} · **PSNR** {result.psnr:.2f} dB  \n{result.info.message}"
-        return result.face, result.reconstruction, summary, result.detections
+        return (image_file(result.face, "face.png"), image_file(result.reconstruction, "reconstruction.png"), summary,
+                image_file(result.detections, "detections.png"))
 
     def sample(count, seed, temperature, prior):
-        return pipeline.sample_grid(int(count), int(seed or 0), float(temperature), prior)
+        grid = pipeline.sample_grid(int(count), int(seed or 0), float(temperature), prior)
+        return image_file(grid, f"faces-{prior}-seed{int(seed or 0)}.png")
 
     def sample_gallery(count, seed, temperature, prior):
         faces = pipeline.sample(int(count), int(seed or 0), float(temperature), prior)
-        return faces, save_output(grid_png(faces), f"faces-{prior}-seed{int(seed or 0)}.png")
+        gallery = [image_file(face, f"face-{i + 1}.png") for i, face in enumerate(faces)]
+        return gallery, save_output(grid_png(faces), f"faces-{prior}-seed{int(seed or 0)}.png")
 
     def endpoints(photo_a, seed_a, photo_b, seed_b):
         return pipeline.latent(photo_a, int(seed_a or 0)), pipeline.latent(photo_b, int(seed_b or 0))
 
     @user_errors
     def morph(photo_a, seed_a, photo_b, seed_b, t, method):
-        return pipeline.morph(*endpoints(photo_a, seed_a, photo_b, seed_b), t, method)
+        return image_file(pipeline.morph(*endpoints(photo_a, seed_a, photo_b, seed_b), t, method), "blend.png")
 
     @user_errors
     def morph_animation(photo_a, seed_a, photo_b, seed_b, method, frames):
         images = pipeline.morph_frames(*endpoints(photo_a, seed_a, photo_b, seed_b), int(frames), method)
-        return images, save_output(animated_gif(images), "morph.gif")
+        strip = [image_file(image, f"frame-{i + 1}.png") for i, image in enumerate(images)]
+        return strip, save_output(animated_gif(images), "morph.gif")
 
     @user_errors
     def explore(photo, seed, dimensions, *offsets):
         dimension_offsets = {int(d): float(v) for d, v in zip(dimensions or [], offsets[:DIMENSION_SLIDERS])}
         pc_offsets = [float(v) for v in offsets[DIMENSION_SLIDERS:]]
-        return pipeline.explore(pipeline.latent(photo, int(seed or 0)), dimension_offsets, pc_offsets)
+        return image_file(pipeline.explore(pipeline.latent(photo, int(seed or 0)), dimension_offsets, pc_offsets),
+                          "face.png")
 
     def label_sliders(dimensions):
         chosen = list(dimensions or [])[:DIMENSION_SLIDERS]
@@ -150,11 +175,10 @@ def build_demo(pipeline: FacePipeline) -> gr.Blocks:
                 with gr.Column():
                     face_number = gr.Number(label="Face (1 = largest)", value=1, minimum=1, precision=0)
                     run = gr.Button("Reconstruct", variant="primary")
-                    detections = gr.Image(label="Where the face was found", interactive=False, height=200,
-                                          format="jpeg")
+                    detections = gr.Image(label="Where the face was found", interactive=False, height=200)
             with gr.Row():
-                aligned = gr.Image(label="Aligned face (model input)", interactive=False, height=256, format="png")
-                reconstruction = gr.Image(label="Reconstruction", interactive=False, height=256, format="png")
+                aligned = gr.Image(label="Aligned face (model input)", interactive=False, height=256)
+                reconstruction = gr.Image(label="Reconstruction", interactive=False, height=256)
             summary = gr.Markdown()
             if EXAMPLES:
                 gr.Examples(EXAMPLES, inputs=[photo])
@@ -170,13 +194,13 @@ def build_demo(pipeline: FacePipeline) -> gr.Blocks:
                 prior = gr.Radio(pipeline.priors, value=pipeline.priors[-1], label="Prior",
                                  info="mixture: a Gaussian mixture fitted to the training faces' latents")
             draw = gr.Button("Draw faces", variant="primary")
-            gallery = gr.Gallery(label="Faces", columns=8, height="auto", format="png")
+            gallery = gr.Gallery(label="Faces", columns=8, height="auto")
             grid_file = gr.File(label="Grid as PNG")
             sample_inputs = [count, seed, temperature, prior]
             # /sample answers API callers with one PNG of all the faces (one download, not one per
             # face); the button fills the gallery, also callable as /sample_gallery.
             grid_event = gr.Button(visible=False)
-            grid_event.click(sample, sample_inputs, gr.Image(visible=False, format="png"), api_name="sample")
+            grid_event.click(sample, sample_inputs, gr.Image(visible=False), api_name="sample")
             draw.click(sample_gallery, sample_inputs, [gallery, grid_file], api_name="sample_gallery")
 
         with gr.Tab("Morph"):
@@ -184,13 +208,13 @@ def build_demo(pipeline: FacePipeline) -> gr.Blocks:
                 photo_a, seed_a = face_source("A", 1)
                 photo_b, seed_b = face_source("B", 2)
                 with gr.Column():
-                    blend = gr.Image(label="Blend", interactive=False, height=256, format="png")
+                    blend = gr.Image(label="Blend", interactive=False, height=256)
                     t = gr.Slider(0, 1, value=0.5, step=0.01, label="t (0 = A, 1 = B)")
                     method = gr.Radio(list(INTERPOLATIONS), value="spherical", label="Interpolation")
             with gr.Row():
                 frames = gr.Slider(3, 32, value=10, step=1, label="Frames")
                 animate = gr.Button("Make strip and GIF")
-            strip = gr.Gallery(label="Morph", columns=10, rows=1, height=190, format="png")
+            strip = gr.Gallery(label="Morph", columns=10, rows=1, height=190)
             gif = gr.File(label="Animated GIF")
             if EXAMPLES:
                 gr.Examples(EXAMPLES, inputs=[photo_a], label="Examples for face A")
@@ -208,7 +232,7 @@ def build_demo(pipeline: FacePipeline) -> gr.Blocks:
                     with gr.Row():
                         new_face = gr.Button("New random face")
                         reset = gr.Button("Reset sliders")
-                explored = gr.Image(label="Face", interactive=False, height=256, format="png")
+                explored = gr.Image(label="Face", interactive=False, height=256)
                 activity_chart(pipeline)
             if EXAMPLES:
                 gr.Examples(EXAMPLES, inputs=[explore_photo])

