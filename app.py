@@ -217,7 +217,9 @@ def build_demo(pipeline: FacePipeline) -> gr.Blocks:
             strip = gr.Gallery(label="Morph", columns=10, rows=1, height=190)
             gif = gr.File(label="Animated GIF")
             if EXAMPLES:
-                gr.Examples(EXAMPLES, inputs=[photo_a], label="Examples for face A")
+                with gr.Row():
+                    gr.Examples(EXAMPLES, inputs=[photo_a], label="Examples for face A")
+                    gr.Examples(EXAMPLES, inputs=[photo_b], label="Examples for face B")
             morph_inputs = [photo_a, seed_a, photo_b, seed_b]
             t.input(morph, [*morph_inputs, t, method], blend, api_name="morph", trigger_mode="always_last")
             for trigger in (photo_a.change, photo_b.change, seed_a.change, seed_b.change, method.change):

@@ -8,6 +8,8 @@ import pytest
 
 from test_app import ASTRONAUT, server  # noqa: F401  (the app server fixture)
 
+HOPPER = "assets/examples/grace_hopper.jpg"
+
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed (.ci/run installs it)")
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -66,6 +68,7 @@ def test_upload_reconstruct_morph_and_sample_in_a_browser(page, shots):
 
     page.get_by_role("tab", name="Morph").click()
     page.locator("input[type=file]").nth(1).set_input_files(ASTRONAUT)
+    page.locator("input[type=file]").nth(2).set_input_files(HOPPER)
     run_and_wait(page, "Make strip and GIF")
     assert visible_faces(page, 11) == 1 + 10  # the blend and a strip of 10 frames
     page.screenshot(path=str(shots / "morph.png"), full_page=True)
