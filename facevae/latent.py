@@ -10,7 +10,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 STATS_FILE = "latent_stats.safetensors"
-ACTIVE_KL = 0.01  # nats: a dimension whose average KL exceeds this is an "active unit" (Burda et al. 2016)
+ACTIVE_KL = 0.01  # nats: a latent dimension whose average KL to the prior exceeds this is "active"
 
 
 def lerp(z0: torch.Tensor, z1: torch.Tensor, t: float) -> torch.Tensor:
