@@ -7,6 +7,7 @@ A thin Gradio UI over facevae.pipeline; every event has an api_name for gradio_c
 from __future__ import annotations
 
 import argparse
+import atexit
 import functools
 import logging
 import os
@@ -32,6 +33,7 @@ EXAMPLES = sorted(str(p) for p in (Path(__file__).parent / "assets" / "examples"
 DIMENSION_SLIDERS = 8
 PC_SLIDERS = 6
 OUTPUT_DIR = Path(tempfile.mkdtemp(prefix="facevae-"))
+atexit.register(shutil.rmtree, OUTPUT_DIR, ignore_errors=True)
 # Gradio copies each returned file into its own cache as the event ends; ours are kept a while
 # only so that a slow event never loses its file.
 OUTPUT_MAX_AGE_SECONDS = 600
