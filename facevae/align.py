@@ -134,13 +134,15 @@ def detect_faces(img: Image.Image) -> list[tuple[int, int, int, int]]:
 def refine(grey: Image.Image, box) -> tuple[int, int, int, int]:
     """The box found again at the canonical size, in grey's pixels (the coarse box if lost)."""
     x, y, w, h = (int(round(v)) for v in box)
-    zoom = REFINE_WIDTH / w
-    region = (x - w, y - w, x + 2 * w, y + 2 * w)  # 3w × 3w around the face; crop pads outside with black
-    crop = grey.crop(region).resize((3 * REFINE_WIDTH, 3 * REFINE_WIDTH), Image.Resampling.BILINEAR)
+    # about 2w × 2w around the face: room for the largest size searched (1.25w); crop pads with black
+    margin = w // 2
+    region = (x - margin, y - margin, x + w + margin, y + w + margin)
+    zoom = 2 * REFINE_WIDTH / (w + 2 * margin)
+    crop = grey.crop(region).resize((2 * REFINE_WIDTH, 2 * REFINE_WIDTH), Image.Resampling.BILINEAR)
     found = detect_boxes(np.asarray(crop), scale_factor=1.02, size_range=(0.8 * REFINE_WIDTH, 1.25 * REFINE_WIDTH))
     if not found:
         return tuple(int(round(v)) for v in box)
-    centre = 1.5 * REFINE_WIDTH
+    centre = REFINE_WIDTH
     fx, fy, fw, fh = min(found, key=lambda b: abs(b[0] + b[2] / 2 - centre) + abs(b[1] + b[3] / 2 - centre))
     return tuple(int(round(v)) for v in (region[0] + fx / zoom, region[1] + fy / zoom, fw / zoom, fh / zoom))
 
