@@ -31,8 +31,8 @@ from scipy import linalg
 
 from facevae import load_model
 from facevae.data import cache_images, find_splits
-from facevae.metrics import mse, psnr, ssim
 from facevae.latent import ACTIVE_KL
+from facevae.metrics import mse, psnr, ssim
 from facevae.model import reparameterize
 from facevae.preprocess import images_to_tensor, to_grid
 

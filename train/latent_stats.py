@@ -72,7 +72,7 @@ def main() -> None:
     stats, _ = compute_stats(mu, logvar, [int(k) for k in args.components.split(",")])
     stats.save(args.model)
     active = len(stats.ranked_dimensions(ACTIVE_KL))
-    print(f"{len(mu)} training images; {active} active dimensions (KL > 0.01); "
+    print(f"{len(mu)} training images; {active} active dimensions (KL > {ACTIVE_KL}); "
           f"{len(stats.mixture_weights)} mixture components; written to {args.model}")
 
 
