@@ -116,8 +116,9 @@ def face_source(name: str, seed: int) -> tuple[PhotoInput, gr.Number]:
 def build_demo(pipeline: FacePipeline) -> gr.Blocks:
     model = pipeline.model
     ranked = pipeline.ranked_dimensions()
-    kl = model.latent_stats.kl if model.latent_stats is not None else None
-    dimension_choices = [(f"dim {d}" + (f" (KL {kl[d]:.2f})" if kl is not None else ""), d) for d in ranked]
+    activity = pipeline.dimension_activity()
+    dimension_choices = ([(f"dim {d} (KL {kl:.2f})", d) for d, kl in activity] if activity is not None
+                         else [(f"dim {d}", d) for d in ranked])
 
     @user_errors
     def reconstruct(photo, face_number):
