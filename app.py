@@ -26,7 +26,7 @@ import torch
 from facevae import load_model
 from facevae.align import MAX_BYTES, PhotoError
 from facevae.latent import ACTIVE_KL
-from facevae.pipeline import INTERPOLATIONS, FacePipeline, animated_gif, grid_png, png_bytes
+from facevae.pipeline import INTERPOLATIONS, FacePipeline, animated_gif, grid_png, jpeg_bytes, png_bytes
 
 log = logging.getLogger("facevae.app")
 EXAMPLES = sorted(str(p) for p in (Path(__file__).parent / "assets" / "examples").glob("*.jpg"))
@@ -90,8 +90,8 @@ def image_file(image, filename: str) -> str:
     write it to a path named by its content, in place: two requests with the same result (two
     people on the same example) could then rewrite the file while the first is downloading
     it, and that download fails ("Too little data for declared Content-Length"). Files that we
-    pass are copied into Gradio's cache atomically. Compression level 1 also saves time."""
-    return save_output(png_bytes(image), filename)
+    pass are copied into Gradio's cache atomically. PNG unless the name ends in .jpg."""
+    return save_output(jpeg_bytes(image) if filename.endswith(".jpg") else png_bytes(image), filename)
 
 
 def activity_chart(pipeline: FacePipeline) -> gr.BarPlot:
@@ -129,7 +129,7 @@ def build_demo(pipeline: FacePipeline) -> gr.Blocks:
             gr.Warning(result.info.message)
         summary = f"**MSE** {result.mse:.4f} · **PSNR** {result.psnr:.2f} dB  \n{result.info.message}"
         return (image_file(result.face, "face.png"), image_file(result.reconstruction, "reconstruction.png"), summary,
-                image_file(result.detections, "detections.png"))
+                image_file(result.detections, "detections.jpg"))
 
     def sample(count, seed, temperature, prior):
         grid = pipeline.sample_grid(int(count), int(seed or 0), float(temperature), prior)

@@ -5,7 +5,8 @@ Run by hand (pytest does not collect it):
 
 Starts `python app.py` on a free port, then times: start-up to the first answered request; a
 no-op event (/ping: Gradio's own round trip on this machine); an explorer slider update; a
-12-megapixel JPEG selfie reconstruction; 16 random faces (one grid PNG, and as a gallery of
+12-megapixel JPEG selfie reconstruction, and one of a blank 128-px photo (the same file
+transfers, almost no work); 16 random faces (one grid PNG, and as a gallery of
 16 files), with two client settings (see CLIENTS); 8 concurrent clients × 50 mixed requests,
 with the message of every failure. Targets are on the time our work adds above the no-op's.
 """
@@ -47,6 +48,14 @@ def selfie_12mp(folder: Path) -> str:
     return str(path)
 
 
+def blank_photo(folder: Path) -> str:
+    """A small photo without a face: a reconstruction with the same uploads and downloads as a
+    selfie's, and almost no work (no face to find, a small image to decode)."""
+    path = folder / "blank.png"
+    Image.new("RGB", (128, 128), (128, 128, 128)).save(path)
+    return str(path)
+
+
 def timed(fn, repeats: int) -> list[float]:
     fn()  # warm-up
     times = []
@@ -67,7 +76,7 @@ def p(values, q) -> float:
 CLIENTS = {"gradio_client defaults": {}, "ssl_verify=False (plain HTTP on localhost)": {"ssl_verify": False}}
 
 
-def time_requests(client: Client, selfie: str, repeats: int) -> dict[str, list[float]]:
+def time_requests(client: Client, selfie: str, blank: str, repeats: int) -> dict[str, list[float]]:
     dims, rng = list(range(8)), random.Random(0)
     return {
         "no-op (/ping)": timed(lambda: client.predict(api_name="/ping"), repeats),
@@ -75,6 +84,8 @@ def time_requests(client: Client, selfie: str, repeats: int) -> dict[str, list[f
             None, 3, dims, *[rng.uniform(-3, 3) for _ in range(14)], api_name="/explore"), repeats),
         "12 MP selfie (/reconstruct)": timed(lambda: client.predict(handle_file(selfie), 1, api_name="/reconstruct"),
                                              max(10, repeats // 3)),
+        "blank 128-px photo (/reconstruct)": timed(lambda: client.predict(handle_file(blank), 1, api_name="/reconstruct"),
+                                                   max(10, repeats // 3)),
         "16 random faces (/sample)": timed(lambda: client.predict(16, rng.randrange(10**6), 0.8, "mixture",
                                                                   api_name="/sample"), repeats),
         "16 faces as gallery (/sample_gallery)": timed(lambda: client.predict(
@@ -114,10 +125,10 @@ def main() -> None:
         startup = time.perf_counter() - started
         print(f"start-up to first answered request: {startup:.1f} s")
         with tempfile.TemporaryDirectory() as folder:
-            selfie = selfie_12mp(Path(folder))
+            selfie, blank = selfie_12mp(Path(folder)), blank_photo(Path(folder))
             for name, options in CLIENTS.items():
                 print(f"\nclient: {name}")
-                report(time_requests(Client(url, verbose=False, **options), selfie, args.repeats))
+                report(time_requests(Client(url, verbose=False, **options), selfie, blank, args.repeats))
             mixed, errors = concurrent_load(url, selfie, clients=8, requests=50)
         print(f"\n8 clients × 50 mixed requests (default client): {len(mixed)} answered, {len(errors)} errors; "
               f"p50 {p(mixed, 50):.0f} ms, p95 {p(mixed, 95):.0f} ms")

@@ -4,10 +4,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageOps
 
 from facevae import crop_celeba
-from facevae.align import PhotoError, align_face, detect_faces, face_crop_box, load_photo
+from facevae.align import COARSE_SEARCHES, PhotoError, align_face, crop_square, detect_faces, face_crop_box, load_photo
 
 ROOT = Path(__file__).resolve().parent.parent
 CELEBA = ROOT.parent / "shared" / "data" / "celeba"
@@ -21,8 +21,9 @@ def astronaut() -> Image.Image:
 def celeba_like(photo: Image.Image) -> Image.Image:
     """A 178×218 image framed as CelebA's aligned images are, made from a photo's face."""
     left, top, right, bottom = face_crop_box(detect_faces(photo)[0])
-    per_pixel = (right - left) / 178
-    return photo.resize((178, 218), Image.Resampling.LANCZOS, box=(left, top - 20 * per_pixel, right, bottom + 20 * per_pixel))
+    per_pixel, border = (right - left) / 178, 64  # the border: the frame may reach past the photo's top
+    box = (left + border, top - 20 * per_pixel + border, right + border, bottom + 20 * per_pixel + border)
+    return ImageOps.expand(photo, border).resize((178, 218), Image.Resampling.LANCZOS, box=box)
 
 
 def paste(face: Image.Image, scale: float, offset: tuple[int, int], size=(900, 700)) -> Image.Image:
@@ -61,12 +62,26 @@ def test_the_largest_face_by_default_and_another_on_request(astronaut):
     assert fallback.chosen == 0 and "no face 6" in fallback.message
 
 
+def test_a_face_too_small_for_the_first_search_is_found_by_the_second(astronaut):
+    photo = paste(celeba_like(astronaut), 1.0, (800, 500), size=(1600, 1200))
+    _, info = align_face(photo)
+    (first_side, first_min_face), _ = COARSE_SEARCHES
+    assert info.found and info.faces[0][2] < first_min_face * photo.width / first_side
+    assert box_error_in_model_pixels(info, 1.0, (800, 500)) <= 6
+
+
 def test_no_face_gives_a_centre_crop_and_says_so():
     gradient = Image.fromarray(np.tile(np.linspace(0, 255, 300, dtype=np.uint8), (200, 1)))
     face, info = align_face(gradient)
     assert not info.found and face.size == (128, 128) and face.mode == "RGB"
     assert info.crop_box == (50, 0, 250, 200)
     assert "No face found" in info.message
+
+
+def test_a_square_reaching_a_fraction_of_a_pixel_past_the_edge_is_padded():
+    photo = Image.new("RGB", (100, 120), (200, 100, 50))
+    face = crop_square(photo, (-0.4, 10, 99.6, 110))
+    assert face.size == (128, 128) and face.getpixel((0, 64)) == (200, 100, 50)
 
 
 def test_exif_orientation_is_applied(astronaut):
