@@ -23,6 +23,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import httpx
 import numpy as np
 from gradio_client import Client, handle_file
 from PIL import Image
@@ -93,6 +94,12 @@ def time_requests(client: Client, selfie: str, blank: str, repeats: int) -> dict
     }
 
 
+def client_setup_ms(repeats: int = 20) -> float:
+    """What gradio_client's defaults spend, on this machine, before each HTTP request: building an
+    httpx client that verifies TLS loads the CA bundle (even for plain HTTP)."""
+    return p(timed(lambda: httpx.Client(verify=True).close(), repeats), 50)
+
+
 def report(results: dict[str, list[float]]) -> None:
     base50, base95 = p(results["no-op (/ping)"], 50), p(results["no-op (/ping)"], 95)
     print(f"{'request':40s} {'p50 ms':>8s} {'p95 ms':>8s} {'p50 − no-op':>12s} {'p95 − no-op':>12s}")
@@ -129,6 +136,8 @@ def main() -> None:
             for name, options in CLIENTS.items():
                 print(f"\nclient: {name}")
                 report(time_requests(Client(url, verbose=False, **options), selfie, blank, args.repeats))
+            print(f"\ngradio_client defaults: building one HTTP client takes {client_setup_ms():.0f} ms (p50); it builds two per "
+                  "event, plus one per file uploaded or downloaded")
             mixed, errors = concurrent_load(url, selfie, clients=8, requests=50)
         print(f"\n8 clients × 50 mixed requests (default client): {len(mixed)} answered, {len(errors)} errors; "
               f"p50 {p(mixed, 50):.0f} ms, p95 {p(mixed, 95):.0f} ms")
