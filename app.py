@@ -94,9 +94,9 @@ def image_file(image, filename: str) -> str:
     return save_output(jpeg_bytes(image) if filename.endswith(".jpg") else png_bytes(image), filename)
 
 
-def activity_chart(pipeline: FacePipeline) -> gr.BarPlot:
-    """Bars of each latent dimension's average KL, most active first (hover for the numbers)."""
-    activity = pipeline.dimension_activity()
+def activity_chart(activity: list[tuple[int, float]] | None) -> gr.BarPlot:
+    """Bars of each latent dimension's average KL (pipeline.dimension_activity), most active
+    first (hover for the numbers)."""
     if activity is None:
         return gr.BarPlot(visible=False)
     table = pd.DataFrame(activity, columns=["dimension", "KL (nats)"])
@@ -238,7 +238,7 @@ def build_demo(pipeline: FacePipeline) -> gr.Blocks:
                         new_face = gr.Button("New random face")
                         reset = gr.Button("Reset sliders")
                 explored = gr.Image(label="Face", interactive=False, height=256)
-                activity_chart(pipeline)
+                activity_chart(activity)
             if EXAMPLES:
                 gr.Examples(EXAMPLES, inputs=[explore_photo])
             dimensions = gr.Dropdown(dimension_choices, value=ranked[:DIMENSION_SLIDERS], multiselect=True,
