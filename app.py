@@ -2,7 +2,8 @@
 
     python app.py [--host 127.0.0.1] [--port 7860] [--share] [--model REPO_ID_OR_FOLDER]
 
-A thin Gradio UI over facevae.pipeline; every event has an api_name for gradio_client.
+A thin Gradio UI over facevae.pipeline; every event has an api_name for gradio_client. Each tab
+is one function that lays out its components and wires its events, with its handlers beside it.
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import shutil
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -25,13 +27,16 @@ import torch
 
 from facevae import load_model
 from facevae.align import MAX_BYTES, PhotoError
-from facevae.latent import ACTIVE_KL
+from facevae.latent import ACTIVE_KL, attribute_label, attribute_order
 from facevae.pipeline import INTERPOLATIONS, FacePipeline, animated_gif, grid_png, jpeg_bytes, png_bytes
+from facevae.share import ShareError, decode_state, encode_state, latent_text, text_latent
 
 log = logging.getLogger("facevae.app")
 EXAMPLES = sorted(str(p) for p in (Path(__file__).parent / "assets" / "examples").glob("*.jpg"))
 DIMENSION_SLIDERS = 8
 PC_SLIDERS = 6
+FIRST_ATTRIBUTE_SLIDERS = 8  # shown at once; the others under "More attributes"
+SEED_INFO = "Any whole number; very large ones are taken modulo 2⁶⁴."
 OUTPUT_DIR = Path(tempfile.mkdtemp(prefix="facevae-"))
 atexit.register(shutil.rmtree, OUTPUT_DIR, ignore_errors=True)
 # Gradio copies each returned file into its own cache as the event ends; ours are kept a while
@@ -39,6 +44,14 @@ atexit.register(shutil.rmtree, OUTPUT_DIR, ignore_errors=True)
 OUTPUT_MAX_AGE_SECONDS = 600
 _next_cleanup = 0.0
 _cleanup_lock = threading.Lock()
+# Faces are 128×128 PNGs; the browser scales them up (smoothly) to fill their panel.
+CSS = """
+.face img { width: 100% !important; height: 100% !important; object-fit: contain; }
+.face .image-container, .face .image-frame { height: 100%; }
+#explored { min-height: 420px; }
+"""
+# Completes a share link in the browser: the server only knows the state, not the page's address.
+SHARE_LINK_JS = """(query) => query ? window.location.origin + window.location.pathname + query : ''"""
 
 
 class PhotoInput(gr.Image):
@@ -55,14 +68,17 @@ class PhotoInput(gr.Image):
 
 
 def user_errors(fn):
-    """Turn a PhotoError into a message in the UI (and the API's error), not a traceback."""
+    """Turn a bad photo, seed or attribute name into a message in the UI (and the API's error),
+    not a traceback."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
-        except PhotoError as error:
+        except (PhotoError, ShareError) as error:
             raise gr.Error(str(error)) from None
+        except KeyError as error:
+            raise gr.Error(error.args[0]) from None
 
     return wrapper
 
@@ -94,6 +110,29 @@ def image_file(image, filename: str) -> str:
     return save_output(jpeg_bytes(image) if filename.endswith(".jpg") else png_bytes(image), filename)
 
 
+def face_image(label: str, **kwargs) -> gr.Image:
+    """An output face, scaled up by the browser (see CSS)."""
+    return gr.Image(label=label, interactive=False, elem_classes=["face"], **kwargs)
+
+
+def seed_input(label: str, value: int) -> gr.Number:
+    return gr.Number(label=label, value=value, precision=0, info=SEED_INFO)
+
+
+def share_row() -> tuple[gr.Button, gr.Textbox]:
+    with gr.Row():
+        button = gr.Button("🔗 Share link", scale=0, min_width=160)
+        link = gr.Textbox(label="Link to this result (opens the app as it is now)", buttons=["copy"], scale=4,
+                          interactive=False, placeholder="Press Share link")
+    return button, link
+
+
+def wire_share(button: gr.Button, state_fn, inputs: list, link: gr.Textbox) -> None:
+    """The button asks the server for the state's text, then the browser prefixes its address."""
+    button.click(user_errors(state_fn), inputs, link, api_visibility="private").then(
+        None, link, link, js=SHARE_LINK_JS, api_visibility="private")
+
+
 def activity_chart(activity: list[tuple[int, float]] | None) -> gr.BarPlot:
     """Bars of each latent dimension's average KL (pipeline.dimension_activity), most active
     first (hover for the numbers)."""
@@ -110,16 +149,13 @@ def face_source(name: str, seed: int) -> tuple[PhotoInput, gr.Number]:
     """A photo input with a seed beside it, for when no photo is given."""
     with gr.Column():
         photo = PhotoInput(label=f"Face {name} (empty: a random face from the seed)", type="filepath", height=220)
-        return photo, gr.Number(label=f"Seed {name}", value=seed, precision=0)
+        return photo, seed_input(f"Seed {name}", seed)
 
 
-def build_demo(pipeline: FacePipeline) -> gr.Blocks:
-    model = pipeline.model
-    ranked = pipeline.ranked_dimensions()
-    activity = pipeline.dimension_activity()
-    dimension_choices = ([(f"dim {d} (KL {kl:.2f})", d) for d, kl in activity] if activity is not None
-                         else [(f"dim {d}", d) for d in ranked])
+# ---------------------------------------------------------------- Reconstruct
 
+
+def reconstruct_tab(pipeline: FacePipeline) -> None:
     @user_errors
     def reconstruct(photo, face_number):
         if not photo:
@@ -131,6 +167,35 @@ def build_demo(pipeline: FacePipeline) -> gr.Blocks:
         return (image_file(result.face, "face.png"), image_file(result.reconstruction, "reconstruction.png"), summary,
                 image_file(result.detections, "detections.jpg"))
 
+    with gr.Tab("Reconstruct", id="reconstruct"):
+        with gr.Row():
+            photo = PhotoInput(label="Photo", type="filepath", sources=["upload", "webcam", "clipboard"], height=320)
+            with gr.Column():
+                face_number = gr.Number(label="Face (1 = largest)", value=1, minimum=1, precision=0)
+                run = gr.Button("Reconstruct", variant="primary")
+                detections = gr.Image(label="Where the face was found", interactive=False, height=200)
+        with gr.Row():
+            aligned = face_image("Aligned face (model input)", height=360)
+            reconstruction = face_image("Reconstruction", height=360)
+        summary = gr.Markdown()
+        if EXAMPLES:
+            gr.Examples(EXAMPLES, inputs=[photo])
+        outputs = [aligned, reconstruction, summary, detections]
+        run.click(reconstruct, [photo, face_number], outputs, api_name="reconstruct")
+        photo.upload(reconstruct, [photo, face_number], outputs, api_visibility="private")
+
+
+# ---------------------------------------------------------------- Random faces
+
+
+@dataclass
+class RandomFacesTab:
+    inputs: list  # count, seed, temperature, prior
+    draw: callable
+    outputs: list
+
+
+def random_faces_tab(pipeline: FacePipeline) -> RandomFacesTab:
     def sample(count, seed, temperature, prior):
         grid = pipeline.sample_grid(int(count), int(seed or 0), float(temperature), prior)
         return image_file(grid, f"faces-{prior}-seed{int(seed or 0)}.png")
@@ -140,25 +205,148 @@ def build_demo(pipeline: FacePipeline) -> gr.Blocks:
         gallery = [image_file(face, f"face-{i + 1}.png") for i, face in enumerate(faces)]
         return gallery, save_output(grid_png(faces), f"faces-{prior}-seed{int(seed or 0)}.png")
 
-    def endpoints(photo_a, seed_a, photo_b, seed_b):
-        return pipeline.latent(photo_a, int(seed_a or 0)), pipeline.latent(photo_b, int(seed_b or 0))
+    def share_state(count, seed, temperature, prior):
+        return "?share=" + encode_state(dict(tab="random", count=int(count), seed=int(seed or 0),
+                                             temperature=float(temperature), prior=prior))
+
+    with gr.Tab("Random faces", id="random"):
+        with gr.Row():
+            count = gr.Slider(1, 64, value=16, step=1, label="Count")
+            seed = seed_input("Seed", 0)
+            temperature = gr.Slider(0.1, 1.5, value=0.8, step=0.05, label="Temperature")
+            prior = gr.Radio(pipeline.priors, value=pipeline.priors[-1], label="Prior",
+                             info="mixture: a Gaussian mixture fitted to the training faces' latents")
+        draw = gr.Button("Draw faces", variant="primary")
+        gallery = gr.Gallery(label="Faces", columns=4, height="auto", object_fit="contain")
+        grid_file = gr.File(label="Grid as PNG")
+        share, link = share_row()
+        inputs = [count, seed, temperature, prior]
+        # /sample answers API callers with one PNG of all the faces (one download, not one per
+        # face); the button fills the gallery, also callable as /sample_gallery.
+        grid_event = gr.Button(visible=False)
+        grid_event.click(sample, inputs, gr.Image(visible=False), api_name="sample")
+        draw.click(sample_gallery, inputs, [gallery, grid_file], api_name="sample_gallery")
+        wire_share(share, share_state, inputs, link)
+    return RandomFacesTab(inputs, sample_gallery, [gallery, grid_file])
+
+
+# ---------------------------------------------------------------- Morph
+
+
+@dataclass
+class MorphTab:
+    inputs: list  # photo A, seed A, photo B, seed B, t, method, latent A, latent B
+    render: callable
+    blend: gr.Image
+
+
+def morph_tab(pipeline: FacePipeline) -> MorphTab:
+    def endpoints(photo_a, seed_a, photo_b, seed_b, shared_a=None, shared_b=None):
+        """A shared link's latents stand in for a face until a photo or seed is chosen."""
+        return (shared_a if shared_a is not None else pipeline.latent(photo_a, int(seed_a or 0)),
+                shared_b if shared_b is not None else pipeline.latent(photo_b, int(seed_b or 0)))
 
     @user_errors
-    def morph(photo_a, seed_a, photo_b, seed_b, t, method):
-        return image_file(pipeline.morph(*endpoints(photo_a, seed_a, photo_b, seed_b), t, method), "blend.png")
+    def morph(photo_a, seed_a, photo_b, seed_b, t, method, shared_a=None, shared_b=None):
+        z0, z1 = endpoints(photo_a, seed_a, photo_b, seed_b, shared_a, shared_b)
+        return image_file(pipeline.morph(z0, z1, t, method), "blend.png")
 
     @user_errors
-    def morph_animation(photo_a, seed_a, photo_b, seed_b, method, frames):
-        images = pipeline.morph_frames(*endpoints(photo_a, seed_a, photo_b, seed_b), int(frames), method)
+    def morph_animation(photo_a, seed_a, photo_b, seed_b, method, frames, shared_a=None, shared_b=None):
+        images = pipeline.morph_frames(*endpoints(photo_a, seed_a, photo_b, seed_b, shared_a, shared_b), int(frames),
+                                       method)
         strip = [image_file(image, f"frame-{i + 1}.png") for i, image in enumerate(images)]
         return strip, save_output(animated_gif(images), "morph.gif")
 
+    def share_state(photo_a, seed_a, photo_b, seed_b, t, method, shared_a, shared_b):
+        z0, z1 = endpoints(photo_a, seed_a, photo_b, seed_b, shared_a, shared_b)
+        return "?share=" + encode_state(dict(tab="morph", a=latent_text(z0), b=latent_text(z1), t=float(t),
+                                             method=method))
+
+    with gr.Tab("Morph", id="morph"):
+        shared_a, shared_b = gr.State(None), gr.State(None)  # latents from a share link
+        with gr.Row():
+            photo_a, seed_a = face_source("A", 1)
+            photo_b, seed_b = face_source("B", 2)
+            with gr.Column(scale=2):
+                blend = face_image("Blend", height=400)
+                t = gr.Slider(0, 1, value=0.5, step=0.01, label="t (0 = A, 1 = B)")
+                method = gr.Radio(list(INTERPOLATIONS), value="spherical", label="Interpolation")
+        with gr.Row():
+            frames = gr.Slider(3, 32, value=10, step=1, label="Frames")
+            animate = gr.Button("Make strip and GIF")
+        strip = gr.Gallery(label="Morph", columns=8, rows=2, height="auto", object_fit="contain")
+        gif = gr.File(label="Animated GIF")
+        share, link = share_row()
+        if EXAMPLES:
+            with gr.Row():
+                gr.Examples(EXAMPLES, inputs=[photo_a], label="Examples for face A")
+                gr.Examples(EXAMPLES, inputs=[photo_b], label="Examples for face B")
+        faces = [photo_a, seed_a, photo_b, seed_b]
+        inputs = [*faces, t, method, shared_a, shared_b]
+        api_endpoint = gr.Button(visible=False)  # the documented /morph, without the share states
+        api_endpoint.click(morph, [*faces, t, method], blend, api_name="morph")
+        t.input(morph, inputs, blend, api_visibility="private", trigger_mode="always_last")
+        method.change(morph, inputs, blend, api_visibility="private", trigger_mode="always_last")
+        for face in faces:  # choosing a face replaces the shared one on its side
+            state = shared_a if face in (photo_a, seed_a) else shared_b
+            face.change(lambda: None, None, state, api_visibility="private").then(
+                morph, inputs, blend, api_visibility="private", trigger_mode="always_last")
+        animate.click(morph_animation, [*faces, method, frames], [strip, gif], api_name="morph_animation")
+        wire_share(share, share_state, inputs, link)
+    return MorphTab(inputs, morph, blend)
+
+
+# ---------------------------------------------------------------- Latent explorer
+
+
+@dataclass
+class ExplorerTab:
+    inputs: list  # photo, seed, dimensions, shared latent, then every slider
+    attribute_sliders: dict  # CelebA name -> slider
+    dimensions: gr.Dropdown
+    dimension_sliders: list
+    pc_sliders: list
+    shared: gr.State
+    render: callable
+    face: gr.Image
+
+
+def explorer_tab(pipeline: FacePipeline, activity) -> ExplorerTab:
+    ranked = pipeline.ranked_dimensions()
+    attributes = attribute_order(pipeline.attribute_names)
+    dimension_choices = ([(f"dim {d} (KL {kl:.2f})", d) for d, kl in activity] if activity is not None
+                         else [(f"dim {d}", d) for d in ranked])
+
+    def offsets(dimensions, values):
+        """Slider values -> the pipeline's attribute, dimension and principal-direction offsets."""
+        n = len(attributes)
+        named = {name: attribute_label(name)[1] * float(v) for name, v in zip(attributes, values[:n])}
+        dims = {int(d): float(v) for d, v in zip(dimensions or [], values[n:n + DIMENSION_SLIDERS])}
+        return named, dims, [float(v) for v in values[n + DIMENSION_SLIDERS:]]
+
+    def base_latent(photo, seed, shared):
+        return shared if shared is not None else pipeline.latent(photo, int(seed or 0))
+
     @user_errors
-    def explore(photo, seed, dimensions, *offsets):
-        dimension_offsets = {int(d): float(v) for d, v in zip(dimensions or [], offsets[:DIMENSION_SLIDERS])}
-        pc_offsets = [float(v) for v in offsets[DIMENSION_SLIDERS:]]
-        return image_file(pipeline.explore(pipeline.latent(photo, int(seed or 0)), dimension_offsets, pc_offsets),
-                          "face.png")
+    def render(photo, seed, dimensions, shared, *values):
+        named, dims, pcs = offsets(dimensions, values)
+        return image_file(pipeline.explore(base_latent(photo, seed, shared), dims, pcs, named), "face.png")
+
+    @user_errors
+    def explore(photo, seed, attribute_offsets, pc_offsets, dimension_offsets):
+        """/explore: offsets by name, {"Smiling": 1.5}; by principal direction, {"1": 0.5}; by
+        latent dimension, {"39": 2.0}. Attribute units as the sliders', others in std."""
+        pcs = [0.0] * PC_SLIDERS
+        for k, v in (pc_offsets or {}).items():
+            if not 1 <= int(k) <= PC_SLIDERS:
+                raise gr.Error(f"principal direction {k}: choose 1 to {PC_SLIDERS}")
+            pcs[int(k) - 1] = float(v)
+        dims = {int(k): float(v) for k, v in (dimension_offsets or {}).items()}
+        if any(not 0 <= d < pipeline.model.latent_dim for d in dims):
+            raise gr.Error(f"latent dimensions are 0 to {pipeline.model.latent_dim - 1}")
+        z = pipeline.latent(photo, int(seed or 0))
+        return image_file(pipeline.explore(z, dims, pcs, attribute_offsets or {}), "face.png")
 
     def label_sliders(dimensions):
         chosen = list(dimensions or [])[:DIMENSION_SLIDERS]
@@ -166,108 +354,137 @@ def build_demo(pipeline: FacePipeline) -> gr.Blocks:
                 else gr.update(label="(pick a dimension above)", value=0, interactive=False)
                 for i in range(DIMENSION_SLIDERS)]
 
-    def ping():
-        return "ok"
+    def share_state(photo, seed, dimensions, shared, *values):
+        named, dims, pcs = offsets(dimensions, values)
+        z = base_latent(photo, seed, shared)
+        return "?share=" + encode_state(dict(tab="explore", z=latent_text(z), attributes=named,
+                                             dimensions={str(d): v for d, v in dims.items()}, pcs=pcs))
 
-    with gr.Blocks(title="FaceVAE", delete_cache=(1800, 3600)) as demo:
-        gr.Markdown(f"# FaceVAE\nA variational autoencoder of faces (128×128, {model.latent_dim}-dimensional latent). "
-                    f"Weights: **{model.source}**.")
-        with gr.Tab("Reconstruct"):
-            with gr.Row():
-                photo = PhotoInput(label="Photo", type="filepath", sources=["upload", "webcam", "clipboard"], height=320)
-                with gr.Column():
-                    face_number = gr.Number(label="Face (1 = largest)", value=1, minimum=1, precision=0)
-                    run = gr.Button("Reconstruct", variant="primary")
-                    detections = gr.Image(label="Where the face was found", interactive=False, height=200)
-            with gr.Row():
-                aligned = gr.Image(label="Aligned face (model input)", interactive=False, height=256)
-                reconstruction = gr.Image(label="Reconstruction", interactive=False, height=256)
-            summary = gr.Markdown()
-            if EXAMPLES:
-                gr.Examples(EXAMPLES, inputs=[photo])
-            outputs = [aligned, reconstruction, summary, detections]
-            run.click(reconstruct, [photo, face_number], outputs, api_name="reconstruct")
-            photo.upload(reconstruct, [photo, face_number], outputs, api_visibility="private")
-
-        with gr.Tab("Random faces"):
-            with gr.Row():
-                count = gr.Slider(1, 64, value=16, step=1, label="Count")
-                seed = gr.Number(label="Seed", value=0, precision=0)
-                temperature = gr.Slider(0.1, 1.5, value=0.8, step=0.05, label="Temperature")
-                prior = gr.Radio(pipeline.priors, value=pipeline.priors[-1], label="Prior",
-                                 info="mixture: a Gaussian mixture fitted to the training faces' latents")
-            draw = gr.Button("Draw faces", variant="primary")
-            gallery = gr.Gallery(label="Faces", columns=8, height="auto")
-            grid_file = gr.File(label="Grid as PNG")
-            sample_inputs = [count, seed, temperature, prior]
-            # /sample answers API callers with one PNG of all the faces (one download, not one per
-            # face); the button fills the gallery, also callable as /sample_gallery.
-            grid_event = gr.Button(visible=False)
-            grid_event.click(sample, sample_inputs, gr.Image(visible=False), api_name="sample")
-            draw.click(sample_gallery, sample_inputs, [gallery, grid_file], api_name="sample_gallery")
-
-        with gr.Tab("Morph"):
-            with gr.Row():
-                photo_a, seed_a = face_source("A", 1)
-                photo_b, seed_b = face_source("B", 2)
-                with gr.Column():
-                    blend = gr.Image(label="Blend", interactive=False, height=256)
-                    t = gr.Slider(0, 1, value=0.5, step=0.01, label="t (0 = A, 1 = B)")
-                    method = gr.Radio(list(INTERPOLATIONS), value="spherical", label="Interpolation")
-            with gr.Row():
-                frames = gr.Slider(3, 32, value=10, step=1, label="Frames")
-                animate = gr.Button("Make strip and GIF")
-            strip = gr.Gallery(label="Morph", columns=10, rows=1, height=190)
-            gif = gr.File(label="Animated GIF")
-            if EXAMPLES:
+    with gr.Tab("Latent explorer", id="explore"):
+        shared = gr.State(None)  # a share link's latent, until a photo or seed is chosen
+        with gr.Row():
+            with gr.Column(scale=3):
+                face = face_image("Face", height=480, elem_id="explored")
+                share, link = share_row()
+            with gr.Column(scale=2):
+                photo = PhotoInput(label="Start from a photo (empty: a random face)", type="filepath", height=200)
+                seed = seed_input("Seed of the random face", 3)
                 with gr.Row():
-                    gr.Examples(EXAMPLES, inputs=[photo_a], label="Examples for face A")
-                    gr.Examples(EXAMPLES, inputs=[photo_b], label="Examples for face B")
-            morph_inputs = [photo_a, seed_a, photo_b, seed_b]
-            t.input(morph, [*morph_inputs, t, method], blend, api_name="morph", trigger_mode="always_last")
-            for trigger in (photo_a.change, photo_b.change, seed_a.change, seed_b.change, method.change):
-                trigger(morph, [*morph_inputs, t, method], blend, api_visibility="private", trigger_mode="always_last")
-            animate.click(morph_animation, [*morph_inputs, method, frames], [strip, gif], api_name="morph_animation")
-
-        with gr.Tab("Latent explorer"):
+                    new_face = gr.Button("New random face")
+                    reset = gr.Button("Reset sliders")
+                if EXAMPLES:
+                    gr.Examples(EXAMPLES, inputs=[photo])
+        attribute_sliders = {}
+        with gr.Group():
+            gr.Markdown("**Attributes** (one step: the difference between faces without and with it)")
             with gr.Row():
-                with gr.Column():
-                    explore_photo = PhotoInput(label="Start from a photo (empty: a random face)", type="filepath", height=220)
-                    explore_seed = gr.Number(label="Seed of the random face", value=3, precision=0)
-                    with gr.Row():
-                        new_face = gr.Button("New random face")
-                        reset = gr.Button("Reset sliders")
-                explored = gr.Image(label="Face", interactive=False, height=256)
-                activity_chart(activity)
-            if EXAMPLES:
-                gr.Examples(EXAMPLES, inputs=[explore_photo])
-            dimensions = gr.Dropdown(dimension_choices, value=ranked[:DIMENSION_SLIDERS], multiselect=True,
-                                     max_choices=DIMENSION_SLIDERS, label="Latent dimensions (most informative first)")
+                for name in attributes[:FIRST_ATTRIBUTE_SLIDERS]:
+                    attribute_sliders[name] = gr.Slider(-3, 3, value=0, step=0.1, label=attribute_label(name)[0],
+                                                        min_width=200)
+        if len(attributes) > FIRST_ATTRIBUTE_SLIDERS:
+            with gr.Accordion("More attributes", open=False), gr.Row():
+                for name in attributes[FIRST_ATTRIBUTE_SLIDERS:]:
+                    attribute_sliders[name] = gr.Slider(-3, 3, value=0, step=0.1, label=attribute_label(name)[0],
+                                                        min_width=200)
+        with gr.Accordion("Advanced: principal directions and raw latent dimensions", open=False):
             with gr.Row():
-                with gr.Column():
-                    gr.Markdown("**Latent dimensions** (in standard deviations)")
-                    dimension_sliders = [gr.Slider(-3, 3, value=0, step=0.1, label=f"dim {d}")
-                                         for d in ranked[:DIMENSION_SLIDERS]]
                 with gr.Column():
                     gr.Markdown("**Principal directions** (in standard deviations)")
                     pc_sliders = [gr.Slider(-3, 3, value=0, step=0.1, label=f"PC {i + 1}") for i in range(PC_SLIDERS)]
-            sliders = dimension_sliders + pc_sliders
-            explore_inputs = [explore_photo, explore_seed, dimensions, *sliders]
-            explore_event = gr.Button(visible=False)  # the documented /explore endpoint, registered first to own the name
-            explore_event.click(explore, explore_inputs, explored, api_name="explore")
-            for slider in sliders:
-                slider.input(explore, explore_inputs, explored, api_visibility="private", trigger_mode="always_last")
-            for trigger in (explore_photo.change, explore_seed.change):
-                trigger(explore, explore_inputs, explored, api_visibility="private", trigger_mode="always_last")
-            dimensions.change(label_sliders, dimensions, dimension_sliders, api_visibility="private").then(
-                explore, explore_inputs, explored, api_visibility="private")
-            reset.click(lambda: [0] * len(sliders), None, sliders, api_visibility="private").then(
-                explore, explore_inputs, explored, api_visibility="private")
-            new_face.click(lambda s: (None, int(s) + 1), explore_seed, [explore_photo, explore_seed], api_visibility="private")
+                with gr.Column():
+                    dimensions = gr.Dropdown(dimension_choices, value=ranked[:DIMENSION_SLIDERS], multiselect=True,
+                                             max_choices=DIMENSION_SLIDERS,
+                                             label="Latent dimensions (most informative first)")
+                    dimension_sliders = [gr.Slider(-3, 3, value=0, step=0.1, label=f"dim {d}")
+                                         for d in ranked[:DIMENSION_SLIDERS]]
+            activity_chart(activity)
+        sliders = [*attribute_sliders.values(), *dimension_sliders, *pc_sliders]
+        inputs = [photo, seed, dimensions, shared, *sliders]
+
+        api_endpoint = gr.Button(visible=False)  # the documented /explore, registered first to own the name
+        api_endpoint.click(explore, [photo, seed, gr.JSON(visible=False), gr.JSON(visible=False),
+                                     gr.JSON(visible=False)], face, api_name="explore")
+        for slider in sliders:
+            slider.input(render, inputs, face, api_visibility="private", trigger_mode="always_last")
+        for chosen in (photo, seed):  # a chosen face replaces a shared one
+            chosen.change(lambda: None, None, shared, api_visibility="private").then(
+                render, inputs, face, api_visibility="private", trigger_mode="always_last")
+        dimensions.change(label_sliders, dimensions, dimension_sliders, api_visibility="private").then(
+            render, inputs, face, api_visibility="private")
+        reset.click(lambda: [0] * len(sliders), None, sliders, api_visibility="private").then(
+            render, inputs, face, api_visibility="private")
+        new_face.click(lambda s: (None, int(s or 0) + 1), seed, [photo, seed], api_visibility="private")
+        wire_share(share, share_state, inputs, link)
+    return ExplorerTab(inputs, attribute_sliders, dimensions, dimension_sliders, pc_sliders, shared, render, face)
+
+
+# ---------------------------------------------------------------- Share links and the page
+
+
+def restore_from_link(pipeline: FacePipeline, tabs: gr.Tabs, random: RandomFacesTab, morph: MorphTab,
+                      explorer: ExplorerTab):
+    """The handler of the page's load event: a ?share= link sets its tab's controls and latents."""
+    latent_dim = pipeline.model.latent_dim
+    restored_tab = gr.State(None)
+    outputs = [tabs, restored_tab, *random.inputs, *morph.inputs[4:], *explorer.attribute_sliders.values(),
+               explorer.dimensions, *explorer.dimension_sliders, *explorer.pc_sliders, explorer.shared]
+
+    def restore(request: gr.Request):
+        updates = {component: gr.update() for component in outputs}
+        text = request.query_params.get("share") if request is not None else None
+        if not text:
+            return [updates[c] for c in outputs]
+        try:
+            state = decode_state(text)
+            if state["tab"] == "random":
+                values = [state["count"], state["seed"], state["temperature"], state["prior"]]
+                updates.update(zip(random.inputs, values))
+            elif state["tab"] == "morph":
+                t, method, shared_a, shared_b = morph.inputs[4:]
+                updates.update({t: state["t"], method: state["method"], shared_a: text_latent(state["a"], latent_dim),
+                                shared_b: text_latent(state["b"], latent_dim)})
+            elif state["tab"] == "explore":
+                updates[explorer.shared] = text_latent(state["z"], latent_dim)
+                for name, value in state["attributes"].items():
+                    if name in explorer.attribute_sliders:
+                        updates[explorer.attribute_sliders[name]] = attribute_label(name)[1] * value
+                dims = list(state["dimensions"].items())[:DIMENSION_SLIDERS]
+                updates[explorer.dimensions] = [int(d) for d, _ in dims]
+                for slider, (d, value) in zip(explorer.dimension_sliders, dims):
+                    updates[slider] = gr.update(label=f"dim {d}", value=value, interactive=True)
+                updates.update(zip(explorer.pc_sliders, state["pcs"]))
+            else:
+                raise ShareError("this share link is not one of FaceVAE's")
+            updates[tabs], updates[restored_tab] = gr.Tabs(selected=state["tab"]), state["tab"]
+        except (ShareError, KeyError, TypeError, ValueError) as error:
+            gr.Warning(str(error) if isinstance(error, ShareError) else "this share link is damaged")
+        return [updates[c] for c in outputs]
+
+    return restore, outputs, restored_tab
+
+
+def build_demo(pipeline: FacePipeline) -> gr.Blocks:
+    model = pipeline.model
+    with gr.Blocks(title="FaceVAE", delete_cache=(1800, 3600)) as demo:
+        gr.Markdown(f"# FaceVAE\nA variational autoencoder of faces (128×128, {model.latent_dim}-dimensional latent). "
+                    f"Weights: **{model.source}**.")
+        with gr.Tabs() as tabs:
+            reconstruct_tab(pipeline)
+            random = random_faces_tab(pipeline)
+            morph = morph_tab(pipeline)
+            explorer = explorer_tab(pipeline, pipeline.dimension_activity())
 
         ping_button = gr.Button(visible=False)
-        ping_button.click(ping, None, gr.Textbox(visible=False), api_name="ping")
-        demo.load(explore, explore_inputs, explored, api_visibility="private")
+        ping_button.click(lambda: "ok", None, gr.Textbox(visible=False), api_name="ping")
+        restore, restored, restored_tab = restore_from_link(pipeline, tabs, random, morph, explorer)
+        load = demo.load(restore, None, restored, api_visibility="private")
+        load.then(explorer.render, explorer.inputs, explorer.face, api_visibility="private")
+        load.then(morph.render, morph.inputs, morph.blend, api_visibility="private")
+
+        def draw_if_shared(tab, *inputs):
+            return random.draw(*inputs) if tab == "random" else [gr.update()] * len(random.outputs)
+
+        load.then(draw_if_shared, [restored_tab, *random.inputs], random.outputs, api_visibility="private")
     return demo
 
 
@@ -284,7 +501,7 @@ def main() -> None:
     print(f"FaceVAE weights: {model.source}", flush=True)
     demo = build_demo(FacePipeline(model))
     demo.queue(default_concurrency_limit=2).launch(server_name=args.host, server_port=args.port, share=args.share,
-                                                   max_file_size=MAX_BYTES, show_error=True)
+                                                   max_file_size=MAX_BYTES, show_error=True, css=CSS)
 
 
 if __name__ == "__main__":

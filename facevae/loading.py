@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import tempfile
 import threading
 from pathlib import Path
@@ -66,15 +67,21 @@ def _load_within(source: str, device, seconds: float) -> FaceVAE:
     raise outcome.get("error") or TimeoutError(f"no answer within {seconds:.0f} s")
 
 
-def push_model(model: FaceVAE, repo_id: str, token: str | None = None) -> str:
+def push_model(model: FaceVAE, repo_id: str, token: str | None = None, private: bool = False,
+               card_folder: str | os.PathLike | None = None) -> str:
     """Push config.json + model.safetensors (and the latent statistics, when attached) to a Hub
-    model repo; returns the commit URL. The token defaults to HF_TOKEN or the saved login."""
+    model repo, in one commit; returns the commit URL. card_folder: a folder whose README.md
+    (the model card) and PNG images go with them. Unchanged files are not uploaded again, and a
+    push that changes nothing makes no commit. The token defaults to HF_TOKEN or the saved login."""
     from huggingface_hub import HfApi
 
     with tempfile.TemporaryDirectory() as folder:
         model.save_pretrained(folder)
         if model.latent_stats is not None:
             model.latent_stats.save(folder)
+        if card_folder is not None:
+            for path in [Path(card_folder) / "README.md", *sorted(Path(card_folder).glob("*.png"))]:
+                shutil.copyfile(path, Path(folder) / path.name)
         api = HfApi(token=token)
-        api.create_repo(repo_id, exist_ok=True)
+        api.create_repo(repo_id, private=private, exist_ok=True)
         return str(api.upload_folder(repo_id=repo_id, folder_path=folder, commit_message="Upload FaceVAE weights"))

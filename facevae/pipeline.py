@@ -23,6 +23,7 @@ from .model import FaceVAE
 from .preprocess import to_grid, to_image, to_tensor
 
 INTERPOLATIONS = {"spherical": slerp, "linear": lerp}
+SEED_RANGE = 2**64  # torch.Generator.manual_seed takes 0 … 2**64 - 1
 
 
 @dataclass
@@ -65,8 +66,9 @@ class FacePipeline:
         return Reconstruction(face, to_image(y), mse(x, y).item(), psnr(x, y).item(), info, draw_detections(img, info))
 
     def seed_latents(self, seed: int, n: int = 1, temperature: float = 1.0, prior: str = "normal") -> torch.Tensor:
-        """n latents drawn from the prior with a fixed seed: the same seed, the same faces."""
-        return self.model.sample_latents(n, temperature, prior, torch.Generator().manual_seed(int(seed)))
+        """n latents drawn from the prior with a fixed seed: the same seed, the same faces. Any
+        whole number is a seed: it is taken modulo 2**64, the generator's range."""
+        return self.model.sample_latents(n, temperature, prior, torch.Generator().manual_seed(int(seed) % SEED_RANGE))
 
     @torch.inference_mode()
     def sample(self, n: int, seed: int, temperature: float = 1.0, prior: str = "normal") -> list[Image.Image]:
@@ -105,20 +107,35 @@ class FacePipeline:
         ts = torch.linspace(0, 1, max(2, int(frames)))
         return self.decode(torch.stack([INTERPOLATIONS[method](z0, z1, float(t)) for t in ts]))
 
-    def explore(self, z: torch.Tensor, dimension_offsets: dict[int, float], pc_offsets: list[float]) -> Image.Image:
-        """Decode z moved along latent dimensions and principal directions; offsets are in
-        standard deviations of the training posteriors along each (0 everywhere: z itself)."""
-        return self.decode(self.shift(z, dimension_offsets, pc_offsets))[0]
+    def explore(self, z: torch.Tensor, dimension_offsets: dict[int, float], pc_offsets: list[float],
+                attribute_offsets: dict[str, float] | None = None) -> Image.Image:
+        """Decode z moved along named attributes, latent dimensions and principal directions
+        (0 everywhere: z itself). See shift for the units."""
+        return self.decode(self.shift(z, dimension_offsets, pc_offsets, attribute_offsets))[0]
 
-    def shift(self, z: torch.Tensor, dimension_offsets: dict[int, float], pc_offsets: list[float]) -> torch.Tensor:
+    def shift(self, z: torch.Tensor, dimension_offsets: dict[int, float], pc_offsets: list[float],
+              attribute_offsets: dict[str, float] | None = None) -> torch.Tensor:
+        """z moved by: attribute offsets in slider units (one unit: the distance between faces
+        without and with the attribute; LatentStats.attribute_direction), dimension and
+        principal-direction offsets in standard deviations of the training posteriors."""
         stats = self.model.latent_stats
         z = z.clone()
+        for name, offset in (attribute_offsets or {}).items():
+            if offset:
+                if stats is None:
+                    raise KeyError("these weights ship no attribute directions")
+                z += float(offset) * stats.attribute_direction(name)
         for dim, offset in dimension_offsets.items():
             z[dim] += offset * (stats.std[dim] if stats is not None else 1.0)
         if stats is not None and pc_offsets:
             directions, stds = stats.principal_directions(len(pc_offsets))
             z += (torch.tensor(pc_offsets, dtype=z.dtype)[: len(stds)] * stds) @ directions
         return z
+
+    @property
+    def attribute_names(self) -> list[str]:
+        stats = self.model.latent_stats
+        return list(stats.attribute_names) if stats is not None else []
 
     def dimension_activity(self) -> list[tuple[int, float]] | None:
         """(dimension, average KL in nats) for every latent dimension, most active first; None

@@ -82,7 +82,8 @@ def time_requests(client: Client, selfie: str, blank: str, repeats: int) -> dict
     return {
         "no-op (/ping)": timed(lambda: client.predict(api_name="/ping"), repeats),
         "explorer slider (/explore)": timed(lambda: client.predict(
-            None, 3, dims, *[rng.uniform(-3, 3) for _ in range(14)], api_name="/explore"), repeats),
+            None, 3, {"Smiling": rng.uniform(-3, 3)}, {"1": rng.uniform(-3, 3)},
+            {str(d): rng.uniform(-3, 3) for d in dims}, api_name="/explore"), repeats),
         "12 MP selfie (/reconstruct)": timed(lambda: client.predict(handle_file(selfie), 1, api_name="/reconstruct"),
                                              max(10, repeats // 3)),
         "blank 128-px photo (/reconstruct)": timed(lambda: client.predict(handle_file(blank), 1, api_name="/reconstruct"),
@@ -154,8 +155,8 @@ def concurrent_load(url: str, selfie: str, clients: int, requests: int) -> tuple
     def one_client(index: int) -> tuple[list[float], list[str]]:
         client, rng = Client(url, verbose=False), random.Random(index)
         calls = {
-            "explore": lambda: client.predict(None, rng.randrange(100), list(range(8)),
-                                              *[rng.uniform(-3, 3) for _ in range(14)], api_name="/explore"),
+            "explore": lambda: client.predict(None, rng.randrange(100), {"Smiling": rng.uniform(-3, 3)},
+                                              {"1": rng.uniform(-3, 3)}, {"0": rng.uniform(-3, 3)}, api_name="/explore"),
             "sample": lambda: client.predict(16, rng.randrange(10**6), 0.8, "mixture", api_name="/sample"),
             "morph": lambda: client.predict(None, rng.randrange(100), None, rng.randrange(100), rng.random(),
                                             "spherical", api_name="/morph"),

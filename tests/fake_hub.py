@@ -1,17 +1,37 @@
 """A local stand-in for the Hugging Face Hub's HTTP API: just the calls that creating a repo,
-committing files and downloading them make. Files are kept in memory."""
+committing files (with the Hub's no-op detection), listing them, downloading them, Space
+variables and whoami make. Files are kept in memory.
+
+FakeHub() accepts any token and lets it write anywhere. FakeHub(tokens={"hf_x": "alice"})
+acts as the real Hub does for accounts: an unknown token gets 401, and a user may create and
+write repos only in their own namespace (403 elsewhere)."""
 from __future__ import annotations
 
 import base64
 import hashlib
 import json
+import re
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+API_REPO = re.compile(r"^/api/(models|spaces)/([^/]+/[^/]+)/(preupload|commit|revision|tree|variables)(?:/([^?]*))?")
+RESOLVE = re.compile(r"^/(?:(spaces)/)?([^/]+/[^/]+)/resolve/[^/]+/(.+)$")
+
+
+def git_blob_oid(data: bytes) -> str:
+    """The id git (and the Hub, for regular files) gives a file's content."""
+    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+
 
 class FakeHub:
-    def __init__(self):
-        self.repos: dict[str, dict[str, bytes]] = {}
+    def __init__(self, tokens: dict[str, str] | None = None):
+        self.tokens = tokens
+        self.repos: dict[str, dict[str, bytes]] = {}  # model repos: id -> {path: content}
+        self.spaces: dict[str, dict[str, bytes]] = {}  # Space repos, likewise
+        self.owners: dict[tuple[str, str], str] = {}  # (kind, id) -> the user who created it
+        self.commits: dict[tuple[str, str], list[str]] = {}  # (kind, id) -> commit ids, oldest first
+        self.variables: dict[str, dict[str, str]] = {}  # Space id -> its variables
+        self.space_settings: dict[str, dict] = {}  # Space id -> what it was created with (sdk, private)
         self.requests: list[str] = []
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
@@ -23,6 +43,9 @@ class FakeHub:
     def __exit__(self, *exc):
         self.server.shutdown()
         self.server.server_close()
+
+    def files(self, kind: str) -> dict[str, dict[str, bytes]]:
+        return self.spaces if kind == "spaces" else self.repos
 
     def _handler(hub):
         class Handler(BaseHTTPRequestHandler):
@@ -42,48 +65,121 @@ class FakeHub:
             def _body(self):
                 return self.rfile.read(int(self.headers.get("Content-Length", 0)))
 
+            def _user(self):
+                """The token's user; False (after a 401 reply) for a token the Hub does not know."""
+                if hub.tokens is None:
+                    return None
+                token = self.headers.get("Authorization", "").removeprefix("Bearer ")
+                if token not in hub.tokens:
+                    self._reply(401, {"error": "Invalid credentials in Authorization header"})
+                    return False
+                return hub.tokens[token]
+
+            def _may_write(self, user, kind, repo) -> bool:
+                owner = hub.owners.get((kind, repo), repo.split("/")[0])
+                if user is not None and owner != user:
+                    self._reply(403, {"error": f"You don't have the rights to write to {repo}"})
+                    return False
+                return True
+
             def do_POST(self):
                 hub.requests.append(f"POST {self.path}")
                 body = self._body()
-                parts = self.path.split("?")[0].strip("/").split("/")
-                if self.path.startswith("/api/repos/create"):
-                    info = json.loads(body)
-                    repo = f"{info.get('organization') or info.get('namespace') or 'user'}/{info['name']}" \
-                        if "/" not in info["name"] else info["name"]
-                    hub.repos.setdefault(repo, {})
-                    return self._reply(200, {"url": f"{hub.url}/{repo}", "name": repo, "id": repo})
                 if self.path.startswith("/api/validate-yaml"):  # the model card's metadata
                     return self._reply(200, {"errors": [], "warnings": []})
-                if parts[0] == "api" and parts[1] == "models" and parts[4] == "preupload":
-                    files = json.loads(body)["files"]
-                    return self._reply(200, {"files": [{"path": f["path"], "uploadMode": "regular", "shouldIgnore": False,
-                                                        "oid": None} for f in files], "commitOid": "0" * 40})
-                if parts[0] == "api" and parts[1] == "models" and parts[4] == "commit":
-                    repo = f"{parts[2]}/{parts[3]}"
-                    for line in body.decode().splitlines():
-                        item = json.loads(line)
-                        if item.get("key") == "file":
-                            value = item["value"]
-                            hub.repos.setdefault(repo, {})[value["path"]] = base64.b64decode(value["content"])
-                    oid = hashlib.sha1(repr(sorted(hub.repos[repo])).encode()).hexdigest()
-                    return self._reply(200, {"commitUrl": f"{hub.url}/{repo}/commit/{oid}", "commitOid": oid,
-                                             "success": True})
+                user = self._user()
+                if user is False:
+                    return
+                if self.path.startswith("/api/repos/create"):
+                    return self._create(user, json.loads(body))
+                match = API_REPO.match(self.path)
+                if not match:
+                    return self._reply(404, {"error": f"not faked: POST {self.path}"})
+                kind, repo, action, _ = match.groups()
+                files = hub.files(kind).get(repo)
+                if files is None:
+                    return self._reply(404, {"error": "Repository not found"}, {"X-Error-Code": "RepoNotFound"})
+                if not self._may_write(user, kind, repo):
+                    return
+                if action == "preupload":  # the oid of what is there already lets the client skip unchanged files
+                    return self._reply(200, {"files": [
+                        {"path": f["path"], "uploadMode": "regular", "shouldIgnore": False,
+                         "oid": git_blob_oid(files[f["path"]]) if f["path"] in files else None}
+                        for f in json.loads(body)["files"]], "commitOid": self._head(kind, repo)})
+                if action == "commit":
+                    return self._commit(kind, repo, files, body)
+                if action == "variables" and kind == "spaces":
+                    item = json.loads(body)
+                    hub.variables.setdefault(repo, {})[item["key"]] = item["value"]
+                    return self._reply(200, self._variables(repo))
                 return self._reply(404, {"error": f"not faked: POST {self.path}"})
+
+            def _create(self, user, info):
+                name = info["name"] if "/" in info["name"] else f"{info.get('organization') or user or 'user'}/{info['name']}"
+                kind = f"{info.get('type', 'model')}s"
+                if user is not None and name.split("/")[0] != user:
+                    return self._reply(403, {"error": f"You don't have the rights to create a {kind[:-1]} under "
+                                                      f"the namespace \"{name.split('/')[0]}\""})
+                if name in hub.files(kind):
+                    return self._reply(409, {"error": "You already created this repo", "url": f"{hub.url}/{name}"})
+                hub.files(kind)[name] = {}
+                hub.owners[(kind, name)] = user or name.split("/")[0]
+                hub.commits[(kind, name)] = []
+                if kind == "spaces":
+                    hub.space_settings[name] = {"sdk": info.get("sdk"), "private": info.get("private")}
+                return self._reply(200, {"url": f"{hub.url}/{name}", "name": name, "id": name})
+
+            def _commit(self, kind, repo, files, body):
+                for line in body.decode().splitlines():
+                    item = json.loads(line)
+                    if item.get("key") == "file":
+                        files[item["value"]["path"]] = base64.b64decode(item["value"]["content"])
+                    elif item.get("key") == "deletedFile":
+                        files.pop(item["value"]["path"], None)
+                oid = hashlib.sha1(f"{len(hub.commits[(kind, repo)])} {sorted(files)}".encode()).hexdigest()
+                hub.commits[(kind, repo)].append(oid)
+                return self._reply(200, {"commitUrl": f"{hub.url}/{repo}/commit/{oid}", "commitOid": oid,
+                                         "success": True})
+
+            def _head(self, kind, repo):
+                return (hub.commits.get((kind, repo)) or ["0" * 40])[-1]
+
+            def _variables(self, repo):
+                return {k: {"value": v, "description": None} for k, v in hub.variables.get(repo, {}).items()}
 
             def do_GET(self):
                 hub.requests.append(f"{self.command} {self.path}")
-                parts = self.path.split("?")[0].strip("/").split("/")
-                # /{user}/{repo}/resolve/{revision}/{file}
-                if len(parts) >= 5 and parts[2] == "resolve":
-                    repo, name = f"{parts[0]}/{parts[1]}", "/".join(parts[4:])
-                    files = hub.repos.get(repo)
+                path = self.path.split("?")[0]
+                if path == "/api/whoami-v2":
+                    user = self._user()
+                    if user is False:
+                        return
+                    return self._reply(200, {"type": "user", "name": user or "user", "orgs": [],
+                                             "auth": {"type": "access_token", "accessToken": {"role": "write"}}})
+                match = API_REPO.match(path)
+                if match:
+                    kind, repo, action, _ = match.groups()
+                    files = hub.files(kind).get(repo)
+                    if files is None:
+                        return self._reply(404, {"error": "Repository not found"}, {"X-Error-Code": "RepoNotFound"})
+                    if action == "revision":
+                        return self._reply(200, {"id": repo, "sha": self._head(kind, repo), "private": False,
+                                                 "siblings": [{"rfilename": name} for name in sorted(files)]})
+                    if action == "tree":
+                        return self._reply(200, [{"type": "file", "path": name, "size": len(data),
+                                                  "oid": git_blob_oid(data)} for name, data in sorted(files.items())])
+                    if action == "variables":
+                        return self._reply(200, self._variables(repo))
+                match = RESOLVE.match(path)  # /{user}/{repo}/resolve/{revision}/{file}, /spaces/... for Spaces
+                if match:
+                    kind, repo, name = match.groups()
+                    files = hub.files(kind or "models").get(repo)
                     if files is None:
                         return self._reply(401, {"error": "Repository not found"}, {"X-Error-Code": "RepoNotFound"})
                     if name not in files:
                         return self._reply(404, {"error": "Entry not found"}, {"X-Error-Code": "EntryNotFound"})
                     data = files[name]
-                    etag = hashlib.sha1(data).hexdigest()
-                    return self._reply(200, data, {"ETag": f'"{etag}"', "X-Repo-Commit": "1" * 40,
+                    return self._reply(200, data, {"ETag": f'"{git_blob_oid(data)}"', "X-Repo-Commit": "1" * 40,
                                                    "Content-Type": "application/octet-stream"})
                 return self._reply(404, {"error": f"not faked: GET {self.path}"})
 

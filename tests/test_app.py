@@ -10,7 +10,7 @@ from PIL import Image
 gr = pytest.importorskip("gradio")
 from gradio_client import Client, handle_file  # noqa: E402
 
-from app import build_demo  # noqa: E402
+from app import CSS, build_demo  # noqa: E402
 from facevae import load_model  # noqa: E402
 from facevae.pipeline import FacePipeline  # noqa: E402
 
@@ -26,7 +26,7 @@ def free_port() -> int:
 @pytest.fixture(scope="module")
 def server():
     demo = build_demo(FacePipeline(load_model()))
-    demo.queue(default_concurrency_limit=2).launch(server_name="127.0.0.1", server_port=free_port(),
+    demo.queue(default_concurrency_limit=2).launch(server_name="127.0.0.1", server_port=free_port(), css=CSS,
                                                    prevent_thread_lock=True, max_file_size=20 * 2**20, quiet=True)
     yield demo
     demo.close()
@@ -87,17 +87,39 @@ def test_morph_ends_are_the_two_reconstructions(client):
     assert animation.format == "GIF" and animation.n_frames == 10  # there and back
 
 
-def test_explorer_slider_changes_the_face_and_moving_back_restores_it(client):
-    dims = [int(d) for d in load_model().latent_stats.ranked_dimensions()[:8]]
-    zeros = [0.0] * 14
-    base = pixels(client.predict(None, 3, dims, *zeros, api_name="/explore"))
-    moved = pixels(client.predict(None, 3, dims, 2.5, *zeros[1:], api_name="/explore"))
-    along_pc = pixels(client.predict(None, 3, dims, *zeros[:8], 2.5, *zeros[9:], api_name="/explore"))
-    back = pixels(client.predict(None, 3, dims, *zeros, api_name="/explore"))
+def test_explorer_offsets_change_the_face_and_moving_back_restores_it(client):
+    dims = load_model().latent_stats.ranked_dimensions()[:2]
+    base = pixels(client.predict(None, 3, {}, {}, {}, api_name="/explore"))
+    moved = pixels(client.predict(None, 3, {}, {}, {str(dims[0]): 2.5}, api_name="/explore"))
+    along_pc = pixels(client.predict(None, 3, {}, {"1": 2.5}, {}, api_name="/explore"))
+    back = pixels(client.predict(None, 3, {}, {"1": 0.0}, {str(dims[0]): 0.0}, api_name="/explore"))
     assert np.abs(moved - base).mean() > 0.005 and np.abs(along_pc - base).mean() > 0.005
     assert np.array_equal(back, base)
-    from_photo = pixels(client.predict(handle_file(ASTRONAUT), 3, dims, *zeros, api_name="/explore"))
+    from_photo = pixels(client.predict(handle_file(ASTRONAUT), 3, {}, {}, {}, api_name="/explore"))
     assert np.abs(from_photo - pixels(client.predict(handle_file(ASTRONAUT), 1, api_name="/reconstruct")[1])).max() <= 1 / 255
+
+
+def test_explorer_takes_attribute_offsets_by_name(client):
+    names = load_model().latent_stats.attribute_names
+    assert "Smiling" in names
+    base = pixels(client.predict(None, 3, {}, {}, {}, api_name="/explore"))
+    smile = pixels(client.predict(None, 3, {"Smiling": 2.0}, {}, {}, api_name="/explore"))
+    frown = pixels(client.predict(None, 3, {"Smiling": -2.0}, {}, {}, api_name="/explore"))
+    assert np.abs(smile - base).mean() > 0.005 and np.abs(frown - base).mean() > 0.005
+    # the mouth (lower middle of the face) is where a smile shows most
+    mouth, rest = (slice(85, 110), slice(40, 88)), (slice(10, 40), slice(0, 128))
+    assert np.abs(smile - base)[mouth].mean() > np.abs(smile - base)[rest].mean()
+    with pytest.raises(Exception, match="no attribute 'Grinning'"):
+        client.predict(None, 3, {"Grinning": 1.0}, {}, {}, api_name="/explore")
+    with pytest.raises(Exception, match="principal direction 9"):
+        client.predict(None, 3, {}, {"9": 1.0}, {}, api_name="/explore")
+
+
+def test_any_whole_number_is_a_seed(client):
+    huge = pixels(client.predict(4, 2**80, 0.8, "mixture", api_name="/sample"))
+    assert np.array_equal(huge, pixels(client.predict(4, 2**80 % 2**64, 0.8, "mixture", api_name="/sample")))
+    negative = pixels(client.predict(None, -5, {}, {}, {}, api_name="/explore"))
+    assert negative.shape == (128, 128, 3)
 
 
 def png_header_only(width: int, height: int) -> bytes:
@@ -192,3 +214,22 @@ def test_output_files_have_their_own_names_and_old_ones_are_removed(tmp_path, mo
     monkeypatch.setattr(app, "_next_cleanup", 0.0)
     app.save_output(b"d", "y.png")
     assert not os.path.exists(first) and os.path.exists(second)
+
+
+def test_the_readmes_client_example_runs_against_the_app(server, tmp_path):
+    """README.md's gradio_client block (fence "python app"), as pasted, with its URL pointed
+    at this test's server."""
+    import os
+    import subprocess
+    import sys
+
+    from readme_blocks import readme_blocks
+
+    blocks = [b for b in readme_blocks() if b.marker == "app"]
+    assert blocks
+    (tmp_path / "assets").symlink_to(os.path.abspath("assets"))
+    for block in blocks:
+        assert "http://127.0.0.1:7860/" in block.code
+        code = block.code.replace("http://127.0.0.1:7860/", server.local_url)
+        result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, f"{block}:\n{result.stderr[-3000:]}"

@@ -17,15 +17,29 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-
 
 
 @pytest.fixture
-def page(server, tmp_path):  # noqa: F811
+def browser():
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        page = browser.new_page(viewport={"width": 1280, "height": 1000})
-        page.goto(server.local_url, wait_until="networkidle")
-        yield page
+        yield browser
         browser.close()
+
+
+@pytest.fixture
+def browser_page(browser):
+    """Opens a URL in a page of its own (a person of their own: a new browser context)."""
+    def open_page(url):
+        page = browser.new_context(viewport={"width": 1280, "height": 1000}).new_page()
+        page.goto(url, wait_until="networkidle")
+        return page
+
+    return open_page
+
+
+@pytest.fixture
+def page(server, browser_page):  # noqa: F811
+    return browser_page(server.local_url)
 
 
 @pytest.fixture
@@ -82,3 +96,49 @@ def test_upload_reconstruct_morph_and_sample_in_a_browser(page, shots):
     page.get_by_role("tab", name="Latent explorer").click()
     assert visible_faces(page, 1) == 1 and "PC 1" in page.content()
     page.screenshot(path=str(shots / "explorer.png"), full_page=True)
+
+
+def face_src(page) -> str:
+    page.wait_for_load_state("networkidle")
+    return page.locator("#explored img").first.get_attribute("src")
+
+
+def test_smile_slider_edits_the_face_and_its_share_link_reopens_it(page, shots, browser_page):
+    page.get_by_role("tab", name="Latent explorer").click()
+    page.locator("#explored img").first.wait_for()
+    before = face_src(page)
+    smile = page.locator(".block", has=page.get_by_text("Smile", exact=True)).locator("input[type=number]").first
+    smile.fill("2.5")
+    smile.press("Enter")
+    page.wait_for_function(f"() => document.querySelector('#explored img')?.src !== {before!r}", timeout=30_000)
+    edited = face_src(page)
+    assert edited != before
+    width = page.locator("#explored img").first.bounding_box()["width"]
+    assert width >= 256  # a 128-px face shown at least twice its size
+    page.screenshot(path=str(shots / "explorer_smile.png"), full_page=True)
+
+    page.get_by_role("button", name="Share link").click()
+    link_box = page.get_by_label("Link to this result")
+    page.wait_for_function("() => [...document.querySelectorAll('textarea, input')].some(e => e.value.includes('?share='))",
+                           timeout=30_000)
+    link = link_box.input_value()
+    assert link.startswith("http://127.0.0.1") and "?share=" in link
+
+    other = browser_page(link)  # a second person opens the link
+    other.locator("#explored img").first.wait_for(timeout=30_000)
+    assert other.get_by_role("tab", name="Latent explorer").get_attribute("aria-selected") == "true"
+    smile_value = other.locator(".block", has=other.get_by_text("Smile", exact=True)).locator("input[type=number]").first
+    assert float(smile_value.input_value()) == 2.5
+    other.wait_for_load_state("networkidle")
+    assert image_pixels(other, "#explored img") == image_pixels(page, "#explored img")
+    other.screenshot(path=str(shots / "explorer_shared.png"), full_page=True)
+
+
+def image_pixels(page, selector: str) -> list[int]:
+    """The RGBA values of a shown image, read through a canvas."""
+    return page.evaluate(f"""() => {{
+        const img = document.querySelector({selector!r});
+        const c = document.createElement('canvas'); c.width = img.naturalWidth; c.height = img.naturalHeight;
+        const g = c.getContext('2d'); g.drawImage(img, 0, 0);
+        return Array.from(g.getImageData(0, 0, c.width, c.height).data);
+    }}""")

@@ -80,6 +80,18 @@ def test_fast_dropout_drops_p_and_keeps_the_mean():
     assert not torch.equal(drop(torch.ones(1000)), drop(torch.ones(1000)))
 
 
+def test_fast_dropout_drops_evenly_in_every_word_and_keeps_layout_and_dtype():
+    torch.manual_seed(0)
+    drop = FastDropout(0.2)
+    dropped = (drop(torch.ones(400_000)) == 0).float().view(-1, 4).mean(0)  # each 16-bit word of the draws
+    assert torch.allclose(dropped, torch.full((4,), 0.2), atol=0.005), dropped
+    x = torch.ones(4, 8, 16, 16, dtype=torch.bfloat16).to(memory_format=torch.channels_last).requires_grad_()
+    y = drop(x)
+    assert y.dtype == torch.bfloat16 and y.is_contiguous(memory_format=torch.channels_last)
+    y.sum().backward()  # the gradient passes exactly where the value did, with the same scale
+    assert torch.equal(x.grad, y.detach())
+
+
 def test_kl_matches_its_closed_form():
     torch.manual_seed(0)
     mu, logvar = torch.randn(4, 200), torch.randn(4, 200)

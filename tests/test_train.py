@@ -120,3 +120,56 @@ def test_torchrun_two_cpu_processes_keep_identical_weights(celeba_dir, tmp_path)
     assert torch.load(out / "checkpoint.pt", weights_only=True)["step"] == 5
     start = load_file(str(out / "model" / "model.safetensors"))
     assert torch.equal(start["to_mu.weight"], rank0["to_mu.weight"])
+
+
+def test_bf16_trains_and_saves_fp32_weights_and_checkpoints(celeba_dir, tmp_path):
+    out = tmp_path / "bf16"
+    result = run_training("--data", celeba_dir, "--out", out, "--epochs", 1, "--precision", "bf16", "--val-images", 2)
+    assert "precision: bf16" in result.stdout
+    saved = weights(out)
+    assert saved["to_mu.weight"].dtype == torch.float32
+    assert all(v.dtype in (torch.float32, torch.int64) for v in saved.values())
+    state = torch.load(out / "checkpoint.pt", weights_only=True)
+    assert all(v.dtype in (torch.float32, torch.int64) for v in state["model"].values())
+    moments = [v for s in state["optimizer"]["state"].values() for k, v in s.items() if k != "step"]
+    assert moments and all(v.dtype == torch.float32 for v in moments)
+
+
+def test_auto_precision_follows_the_cpus_bf16_units(monkeypatch):
+    from train import train
+
+    without = "processor\t: 0\nflags\t\t: fpu sse sse2 avx avx2 avx512f avx512bw\n"
+    with_amx = "processor\t: 0\nflags\t\t: fpu sse avx2 avx512f amx_tile amx_bf16\n"
+    assert not train.cpu_has_bf16_units(without)
+    assert train.cpu_has_bf16_units(with_amx)
+    assert train.cpu_has_bf16_units("flags\t: sse avx512_bf16\n")
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(train, "cpu_has_bf16_units", lambda: False)
+    assert train.autocast_dtype("auto", cpu) is None
+    assert train.autocast_dtype("bf16", cpu) == torch.bfloat16  # asked for explicitly: honoured
+    monkeypatch.setattr(train, "cpu_has_bf16_units", lambda: True)
+    assert train.autocast_dtype("auto", cpu) == torch.bfloat16
+    assert train.autocast_dtype("fp32", cpu) is None
+
+
+def test_resume_keeps_the_precision_the_run_started_in(celeba_dir, tmp_path):
+    # Both ways round, so that the test means something whether this CPU's auto is bf16 or fp32.
+    for started_in in ("bf16", "fp32"):
+        out = tmp_path / started_in
+        common = ["--data", celeba_dir, "--out", out, "--epochs", 2, "--val-images", 2]
+        run_training(*common, "--precision", started_in, "--max-steps", 3)
+        resumed = run_training(*common, "--resume")
+        assert "resumed from" in resumed.stdout and f"precision: {started_in}" in resumed.stdout
+        assert torch.load(out / "checkpoint.pt", weights_only=True)["config"]["resolved_precision"] == started_in
+
+
+def test_benchmark_runs_with_tiny_settings():
+    cmd = [sys.executable, "-m", "train.benchmark", "--steps", "1", "--rounds", "1", "--batch-size", "2"]
+    result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("CPU: ") and "bf16 units" in lines[0]
+    rows = [line.strip() for line in lines if line.rstrip().endswith("×")]
+    assert rows[0].startswith("plain PyTorch loop") and rows[0].endswith("1.00×")
+    assert sum(row.startswith("project step") for row in rows) == 1
+    assert any("bf16" in row for row in rows) and len(rows) >= 6

@@ -3,14 +3,19 @@ measured side by side in one run, plus the steps in between to show what each ch
 
     python -m train.benchmark [--steps 15] [--rounds 3] [--batch-size 32]
 
-Both train the same model (same parameters, fp32) on the same loss (Bernoulli BCE + KL,
-summed over pixels); the rounds interleave the variants so machine noise hits all alike.
+All train the same model (the write-up's, dropout 0.2, parameters in fp32) on the same loss
+(Bernoulli BCE + KL, summed over pixels); the rounds interleave the variants so machine noise
+hits all alike. The first line names the CPU and whether it has bf16 units: bf16 autocast pays
+only where it does (train.train's --precision auto decides by the same test).
 """
 from __future__ import annotations
 
 import argparse
+import os
+import platform
 import statistics
 import time
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -19,7 +24,8 @@ from torch import nn
 from facevae import FaceVAE
 from facevae.losses import kl_divergence
 from facevae.model import FastDropout
-from train.train import make_optimizer, training_step
+from train.train import (CPU_BF16_FLAGS, PRECISIONS, autocast_dtype, cpu_has_bf16_units, make_optimizer,
+                         precision_name, training_step)
 
 
 def plain_model() -> FaceVAE:
@@ -44,19 +50,42 @@ def plain_step(model, optimizer, batch_uint8):
     optimizer.step()
 
 
-def variants():
-    """(name, model, optimizer, step function), from the plain loop to the project's step."""
-    def project(model, optimizer):
-        return lambda batch: training_step(model, optimizer, batch, "bce", 1.0, 1.0)
+def variants(precision: str):
+    """(name, step function), from the plain loop to the project's step (train.train's default
+    --precision auto, resolved for this CPU), then the project's step in each precision."""
+    def project(model, optimizer, dtype=None):
+        return lambda batch: training_step(model, optimizer, batch, "bce", 1.0, 1.0, dtype)
 
-    plain = plain_model()
-    yield "plain PyTorch loop", lambda b, m=plain, o=torch.optim.Adam(plain.parameters(), lr=1e-3): plain_step(m, o, b)
-    fast_dropout = FaceVAE()
-    yield "+ cheaper dropout masks", lambda b, m=fast_dropout, o=torch.optim.Adam(fast_dropout.parameters(), lr=1e-3): plain_step(m, o, b)
-    logits_loss = FaceVAE()
-    yield "+ BCE with logits, channels_last input", project(logits_loss, torch.optim.Adam(logits_loss.parameters(), lr=1e-3))
-    full = FaceVAE()
-    yield "project step (+ fused Adam)", project(full, make_optimizer(full, 1e-3))
+    def fresh(make=FaceVAE):
+        model = make()
+        return model, torch.optim.Adam(model.parameters(), lr=1e-3)
+
+    plain, plain_adam = fresh(plain_model)
+    yield "plain PyTorch loop (fp32)", lambda b: plain_step(plain, plain_adam, b)
+    cheap, cheap_adam = fresh()
+    yield "+ cheaper dropout masks", lambda b: plain_step(cheap, cheap_adam, b)
+    logits, logits_adam = fresh()
+    yield "+ BCE with logits, channels_last input", project(logits, logits_adam)
+    fused = FaceVAE()
+    yield "+ fused Adam (the fp32 step)", project(fused, make_optimizer(fused, 1e-3))
+    dtype = autocast_dtype(precision, torch.device("cpu"))
+    own = FaceVAE()
+    yield f"project step (--precision {precision}: {precision_name(dtype)})", project(own, make_optimizer(own, 1e-3), dtype)
+    for name, dtype in [("fp32", None), ("bf16", torch.bfloat16)]:  # what fine-tuning runs (dropout 0) cost
+        model = FaceVAE(dropout=0.0)
+        yield f"  dropout 0 (fine-tuning), {name}", project(model, make_optimizer(model, 1e-3), dtype)
+
+
+def cpu_line() -> str:
+    """The CPU's model name and whether it has bf16 units: the context of every figure."""
+    try:
+        names = [line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                 if line.startswith("model name")]
+    except OSError:
+        names = []
+    name = names[0] if names else platform.processor() or platform.machine()
+    units = "yes" if cpu_has_bf16_units() else "no (bf16 rows are emulated, slower)"
+    return f"CPU: {name}, {os.cpu_count()} cores; bf16 units ({' or '.join(CPU_BF16_FLAGS)}): {units}"
 
 
 def main() -> None:
@@ -64,10 +93,11 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=15, help="timed steps per variant per round")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--precision", default="auto", choices=PRECISIONS, help="the project step's, as in train.train")
     args = parser.parse_args()
     torch.manual_seed(0)
     batch = torch.randint(0, 256, (args.batch_size, 128, 128, 3), dtype=torch.uint8)
-    runs = list(variants())
+    runs = list(variants(args.precision))
     for _, step in runs:  # warm-up: allocator, kernels, Adam state
         for _ in range(3):
             step(batch)
@@ -79,6 +109,7 @@ def main() -> None:
                 step(batch)
             rates[name].append(args.steps * args.batch_size / (time.perf_counter() - start))
     base = statistics.median(rates[runs[0][0]])
+    print(cpu_line())
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch_size}, "
           f"{args.rounds} rounds × {args.steps} steps; median images/s")
     for name, _ in runs:

@@ -1,5 +1,5 @@
-"""The model card's pictures: samples from both priors and reconstructions of the example
-photos (public domain: no CelebA image may be shipped with the weights).
+"""The model card's pictures: samples from both priors, reconstructions of the example photos
+(public domain: no CelebA image may be shipped with the weights), and the attribute edits.
 
     python -m train.card_images --model assets/facevae-celeba-128
 """
@@ -7,11 +7,40 @@ import argparse
 from pathlib import Path
 
 import torch
+from PIL import Image, ImageDraw
 
 from facevae import align_face, load_model, to_tensor
+from facevae.latent import attribute_label, attribute_order
 from facevae.preprocess import to_grid
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "assets" / "examples"
+EDIT_STEPS = (-2, -1, 0, 1, 2)
+EDIT_FACE_SIZE = 96  # the edit grid has a row per attribute: smaller faces keep it readable
+
+
+@torch.no_grad()
+def edit_grid(model, faces: torch.Tensor, label_width: int = 150, gap: int = 8) -> Image.Image:
+    """A row per shipped attribute: each face (rows of `faces`, latents) edited from -2 to +2
+    slider units, in the app's order and with its labels and slider directions."""
+    stats = model.latent_stats
+    names = attribute_order(stats.attribute_names)
+    size, per_face = EDIT_FACE_SIZE, len(EDIT_STEPS) * EDIT_FACE_SIZE
+    width = label_width + len(faces) * (per_face + gap)
+    canvas = Image.new("RGB", (width, 24 + len(names) * (size + 4)), "white")
+    draw = ImageDraw.Draw(canvas)
+    for f in range(len(faces)):
+        draw.text((label_width + f * (per_face + gap), 6), "  ".join(f"{s:+d}" if s else " 0" for s in EDIT_STEPS),
+                  fill="black")
+    for row, name in enumerate(names):
+        label, sign = attribute_label(name)
+        top = 24 + row * (size + 4)
+        draw.text((6, top + size // 2 - 6), label, fill="black")
+        steps = torch.tensor(EDIT_STEPS, dtype=torch.float32) * sign
+        for f, z in enumerate(faces):
+            images = model.decode(z + steps[:, None] * stats.attribute_direction(name))
+            strip = to_grid(images, columns=len(EDIT_STEPS), padding=0).resize((per_face, size), Image.Resampling.LANCZOS)
+            canvas.paste(strip, (label_width + f * (per_face + gap), top))
+    return canvas
 
 
 def main() -> None:
@@ -26,7 +55,13 @@ def main() -> None:
     photos = sorted(EXAMPLES.glob("*.jpg"))
     x = to_tensor([align_face(str(p))[0] for p in photos])
     to_grid(torch.cat([x, model.reconstruct(x)]), columns=len(photos)).save(out / "reconstructions.png")
-    print(f"wrote samples_normal.png, samples_mixture.png and reconstructions.png to {out}")
+    written = ["samples_normal.png", "samples_mixture.png", "reconstructions.png"]
+    if model.latent_stats is not None and model.latent_stats.attribute_names:
+        uploaded = model.encode(x)[0]  # the example photos, as an upload would be
+        drawn = model.latent_stats.sample_mixture(2, args.temperature, torch.Generator().manual_seed(3))
+        edit_grid(model, torch.cat([uploaded, drawn])).save(out / "attribute_edits.png", optimize=True)
+        written.append("attribute_edits.png")
+    print(f"wrote {', '.join(written)} to {out}")
 
 
 if __name__ == "__main__":

@@ -7,6 +7,9 @@ with a PNG of samples above their nearest training images (--nearest-png, defaul
 
 Definitions
 - mse, psnr, ssim: of the reconstruction from the posterior mean, per image, averaged.
+- psnr_jittered: the same PSNR for the images moved by a random similarity first (shift ±4 px,
+  scale ±5%, roll ±5°, the same for every model), against the moved image: how much a slightly
+  misaligned face (a selfie) costs.
 - nelbo: negative ELBO in nats per image, one posterior sample per image, under a Gaussian
   decoder with the single shared variance that maximises the ELBO on the split (σ² = the mean
   squared error), for 8-bit pixels scaled to [0, 1] (so + D·ln 256 for the discrete data).
@@ -35,6 +38,7 @@ from facevae.latent import ACTIVE_KL
 from facevae.metrics import mse, psnr, ssim
 from facevae.model import reparameterize
 from facevae.preprocess import images_to_tensor, to_grid
+from train.train import random_similarity
 
 FEATURE_SIZE = 32
 FEATURE_COMPONENTS = 64
@@ -43,7 +47,7 @@ FEATURE_COMPONENTS = 64
 @torch.no_grad()
 def reconstruction_metrics(model, images: np.ndarray, batch_size: int = 250, seed: int = 0) -> dict[str, float]:
     torch.manual_seed(seed)
-    sums = dict(mse=0.0, psnr=0.0, ssim=0.0, sample_sse=0.0)
+    sums = dict(mse=0.0, psnr=0.0, ssim=0.0, sample_sse=0.0, psnr_jittered=0.0)
     kl_per_dim = torch.zeros(model.latent_dim)
     for start in range(0, len(images), batch_size):
         x = images_to_tensor(images[start:start + batch_size])
@@ -54,12 +58,15 @@ def reconstruction_metrics(model, images: np.ndarray, batch_size: int = 250, see
         sums["ssim"] += ssim(x, y).sum().item()
         sums["sample_sse"] += (model.decode(reparameterize(mu, logvar)) - x).pow(2).sum().item()
         kl_per_dim += (0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar)).sum(0)
+        moved = random_similarity(x)
+        sums["psnr_jittered"] += psnr(moved, model.reconstruct(moved)).sum().item()
     n, dims = len(images), 3 * model.image_size ** 2
     kl_per_dim /= n
     variance = sums["sample_sse"] / (n * dims)  # the ELBO-optimal shared variance
     nll = 0.5 * dims * (math.log(2 * math.pi * variance) + 1) + dims * math.log(256)
     nelbo = nll + kl_per_dim.sum().item()
-    return dict(mse=sums["mse"] / n, psnr=sums["psnr"] / n, ssim=sums["ssim"] / n, nelbo_nats=nelbo,
+    return dict(mse=sums["mse"] / n, psnr=sums["psnr"] / n, psnr_jittered=sums["psnr_jittered"] / n,
+                ssim=sums["ssim"] / n, nelbo_nats=nelbo,
                 bits_per_dim=nelbo / (dims * math.log(2)), kl_nats=kl_per_dim.sum().item(),
                 active_units=int((kl_per_dim > ACTIVE_KL).sum()), decoder_sigma=math.sqrt(variance))
 

@@ -1,14 +1,16 @@
 """Fit the latent statistics that ship beside the weights: per-dimension mean, std and KL,
-a PCA, and a Gaussian-mixture prior over the posterior means of the training split.
+a PCA, a Gaussian-mixture prior over the posterior means of the training split, and, where the
+data has CelebA's attribute labels, the named attribute directions (train.attributes).
 
     python -m train.latent_stats --model runs/celeba/model --data ../shared/data/celeba
 
 Writes latent_stats.safetensors into the model folder (facevae.load_model picks it up) and
-prints the held-out log-likelihood of each mixture size tried.
+prints the held-out log-likelihood of each mixture size tried, and the attribute tables.
 """
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -18,6 +20,7 @@ from facevae import load_model
 from facevae.data import cache_images, find_splits
 from facevae.latent import ACTIVE_KL, LatentStats
 from facevae.preprocess import images_to_tensor
+from train.attributes import ATTRIBUTE_FILE, Labels, fit_and_measure, read_labels, report
 
 
 @torch.no_grad()
@@ -60,6 +63,18 @@ def compute_stats(mu: torch.Tensor, logvar: torch.Tensor, sizes: list[int]) -> t
     return stats, scores
 
 
+def add_attributes(stats: LatentStats, model, mu: torch.Tensor, files: list[str], labels) -> None:
+    """Fit the attribute directions on the labelled training images' posterior means."""
+    row = {name: i for i, name in enumerate(files)}
+    present = [i for i, f in enumerate(labels.files) if f in row]
+    labels = Labels(labels.names, [labels.files[i] for i in present], labels.values[present], labels.identities[present])
+    fit, change = fit_and_measure(model, mu[[row[f] for f in labels.files]], labels)
+    stats.attribute_names = fit.names
+    stats.attribute_directions = torch.from_numpy(fit.directions)
+    stats.attribute_weights, stats.attribute_bias = torch.from_numpy(fit.weights), torch.from_numpy(fit.bias)
+    print(report(fit, change), flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", required=True, help="a save_pretrained folder; the statistics are written into it")
@@ -67,9 +82,11 @@ def main() -> None:
     parser.add_argument("--components", default="1,2,4,8,16,32", help="mixture sizes to compare")
     args = parser.parse_args()
     model = load_model(args.model)
-    images = cache_images(find_splits(args.data)["train"], model.image_size).array
-    mu, logvar = encode_all(model, images)
+    train_set = cache_images(find_splits(args.data)["train"], model.image_size)
+    mu, logvar = encode_all(model, train_set.array)
     stats, _ = compute_stats(mu, logvar, [int(k) for k in args.components.split(",")])
+    if (Path(args.data) / ATTRIBUTE_FILE).is_file():
+        add_attributes(stats, model, mu, [Path(f).name for f in train_set.files], read_labels(args.data))
     stats.save(args.model)
     active = len(stats.ranked_dimensions(ACTIVE_KL))
     print(f"{len(mu)} training images; {active} active dimensions (KL > {ACTIVE_KL}); "

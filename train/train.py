@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.distributed as dist
+import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DistributedSampler
 from tqdm import tqdm
@@ -53,11 +54,18 @@ CONFIG = dict(
     deterministic=False,
     threads=0,  # torch intra-op threads per process (0: cores / processes)
     device="auto",  # auto, cpu, cuda, mps
+    precision="auto",  # auto, fp32 or bf16 autocast; auto: bf16 where the hardware has bf16 units (see autocast_dtype)
+    jitter=False,  # random similarity jitter of each training face: shift ±4 px, scale ±5%, roll ±5°
     cache_dir="",  # where decoded images are cached (default ~/.cache/facevae)
     resume=False,  # continue from out/checkpoint.pt
     init_from="",  # start from these weights (save_pretrained folder or Hub id) with a fresh optimizer
     push_to_hub="",  # Hub repo id to push the final model to (token from HF_TOKEN)
 )
+
+PRECISIONS = ("auto", "fp32", "bf16")
+# /proc/cpuinfo flags of CPUs with bf16 dot-product hardware: AMX tiles (Sapphire Rapids and later
+# Xeons) or AVX512-BF16 (Cooper Lake, Zen 4). Without them oneDNN emulates bf16 and it is slower.
+CPU_BF16_FLAGS = ("amx_bf16", "avx512_bf16")
 
 LOG_FIELDS = ["epoch", "step", "train_loss", "train_reconstruction", "train_kl", "val_loss", "val_reconstruction",
               "val_kl", "val_mse", "val_psnr", "val_ssim", "images_per_second", "minutes"]
@@ -75,6 +83,8 @@ def parse_config(argv=None) -> argparse.Namespace:
         parser.error("--data is required")
     if cfg.lr_schedule not in ("constant", "cosine"):
         parser.error("--lr-schedule must be constant or cosine")
+    if cfg.precision not in PRECISIONS:
+        parser.error(f"--precision must be one of {PRECISIONS}")
     if cfg.reconstruction not in RECONSTRUCTIONS:
         parser.error(f"--reconstruction must be one of {RECONSTRUCTIONS}")
     return cfg
@@ -90,6 +100,38 @@ def pick_device(name: str) -> torch.device:
     return torch.device("cpu")
 
 
+def cpu_has_bf16_units(cpuinfo: str | None = None) -> bool:
+    """True if the CPU advertises bf16 dot-product units (Linux /proc/cpuinfo flags). Elsewhere
+    (macOS, Windows) the flags cannot be read this way and the answer is False: fp32."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            return False
+    flags = {flag for line in cpuinfo.splitlines() if line.startswith("flags") for flag in line.split(":", 1)[1].split()}
+    return any(flag in flags for flag in CPU_BF16_FLAGS)
+
+
+def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype for --precision on this device; None means plain fp32.
+
+    auto: on CUDA bf16 where supported, else fp16 (with a gradient scaler); on a CPU with bf16
+    units bf16; otherwise fp32. Parameters, optimizer state and the loss stay fp32 in every case."""
+    if precision == "fp32":
+        return None
+    if precision == "bf16":
+        return torch.bfloat16
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if device.type == "cpu" and cpu_has_bf16_units():
+        return torch.bfloat16
+    return None
+
+
+def precision_name(dtype: torch.dtype | None) -> str:
+    return {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[dtype]
+
+
 def make_optimizer(model: torch.nn.Module, lr: float) -> torch.optim.Optimizer:
     # The fused kernel updates all parameters in one pass; the result equals plain Adam's.
     return torch.optim.Adam(model.parameters(), lr=lr, fused=True)
@@ -102,18 +144,44 @@ def learning_rate(cfg, step: int, total_steps: int) -> float:
     return cfg.lr * (cfg.lr_final_ratio + (1 - cfg.lr_final_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
-def training_step(model, optimizer, batch_uint8: torch.Tensor, reconstruction: str, beta: float, kl_weight: float):
+def training_step(model, optimizer, batch_uint8: torch.Tensor, reconstruction: str, beta: float, kl_weight: float,
+                  dtype: torch.dtype | None = None, scaler: torch.amp.GradScaler | None = None, jitter: bool = False):
     """One optimizer step on an N×H×W×3 uint8 batch. Returns the loss terms (not yet stepped
-    if the loss is not finite: the caller decides)."""
+    if the loss is not finite: the caller decides).
+
+    dtype: the autocast dtype of the model's forward pass (None: fp32). The loss is computed in
+    fp32 from fp32 copies of the outputs, so its sums over 49,152 pixels do not round in bf16."""
     x = uint8_to_tensor(batch_uint8)
-    logits, mu, logvar = model(x)
-    terms = vae_loss(logits, x, mu, logvar, reconstruction, beta, kl_weight)
+    if jitter:
+        x = random_similarity(x)
+    with torch.autocast(x.device.type, dtype=dtype, enabled=dtype is not None):
+        logits, mu, logvar = model(x)
+    terms = vae_loss(logits.float(), x, mu.float(), logvar.float(), reconstruction, beta, kl_weight)
     if not torch.isfinite(terms.total):
         return terms
     optimizer.zero_grad(set_to_none=True)
-    terms.total.backward()
-    optimizer.step()
+    if scaler is None:
+        terms.total.backward()
+        optimizer.step()
+    else:  # fp16 on CUDA: scale the loss so small gradients do not underflow
+        scaler.scale(terms.total).backward()
+        scaler.step(optimizer)
+        scaler.update()
     return terms
+
+
+def random_similarity(x: torch.Tensor, shift: float = 4.0, scale: float = 0.05, degrees: float = 5.0) -> torch.Tensor:
+    """Each image of N×C×H×W moved by its own random similarity transform: a shift of up to
+    ±shift pixels, a scale of 1±scale and a roll of up to ±degrees, uniformly; edges replicate.
+    Selfies are never aligned exactly; this teaches the model to forgive what alignment leaves."""
+    n, _, height, width = x.shape
+    angle = torch.empty(n).uniform_(-degrees, degrees).deg2rad()
+    zoom = torch.empty(n).uniform_(1 - scale, 1 + scale)
+    offset = torch.empty(n, 2).uniform_(-shift, shift) * 2 / torch.tensor([width, height])
+    cos, sin = torch.cos(angle) / zoom, torch.sin(angle) / zoom
+    theta = torch.stack([torch.stack([cos, -sin, offset[:, 0]], 1), torch.stack([sin, cos, offset[:, 1]], 1)], 1)
+    grid = F.affine_grid(theta.to(x.device), list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 
 def main(argv=None) -> FaceVAE:
@@ -158,6 +226,7 @@ def main(argv=None) -> FaceVAE:
         total_steps = min(total_steps, cfg.max_steps)
 
     step, trained_seconds = 0, 0.0
+    dtype = autocast_dtype(cfg.precision, device)
     checkpoint_path = out / "checkpoint.pt"
     if cfg.resume and checkpoint_path.is_file():
         state = torch.load(checkpoint_path, map_location=device, weights_only=True)
@@ -165,12 +234,18 @@ def main(argv=None) -> FaceVAE:
         optimizer.load_state_dict(state["optimizer"])
         step, trained_seconds = state["step"], state["trained_seconds"]
         torch.set_rng_state(state["rng"][rank] if rank < len(state["rng"]) else torch.get_rng_state())
+        if not precision_given(argv):  # the run goes on in the precision it started in
+            dtype = autocast_dtype(state["config"].get("resolved_precision", "fp32"), device)
         if is_main:
             print(f"resumed from {checkpoint_path} at step {step}")
     elif cfg.resume and is_main:
         print(f"no checkpoint at {checkpoint_path}; starting from scratch")
+    cfg.resolved_precision = precision_name(dtype)
+    scaler = torch.amp.GradScaler(device.type) if dtype == torch.float16 else None
     if is_main:
         out.mkdir(parents=True, exist_ok=True)
+        print(f"precision: {cfg.resolved_precision} (--precision {cfg.precision}; {device.type}"
+              f"{', bf16 units' if device.type == 'cpu' and cpu_has_bf16_units() else ''})", flush=True)
     ddp_model = DistributedDataParallel(model) if distributed else model
 
     def save_checkpoint():
@@ -179,7 +254,7 @@ def main(argv=None) -> FaceVAE:
             rng = [None] * world
             dist.all_gather_object(rng, torch.get_rng_state())
         if is_main:
-            state = dict(model=model.state_dict(), optimizer=optimizer.state_dict(), step=step,
+            state = dict(model=model.state_dict(), optimizer=optimizer.state_dict(), step=step,  # all fp32
                          trained_seconds=trained_seconds, rng=rng, config=vars(cfg))
             tmp = checkpoint_path.with_suffix(".tmp")
             torch.save(state, tmp)
@@ -198,7 +273,8 @@ def main(argv=None) -> FaceVAE:
             batch = train_images[order[batch_index].sort().values].to(device, non_blocking=True)
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate(cfg, step, total_steps)
-            terms = training_step(ddp_model, optimizer, batch, cfg.reconstruction, cfg.beta, kl_warmup(step, cfg.kl_warmup_steps))
+            terms = training_step(ddp_model, optimizer, batch, cfg.reconstruction, cfg.beta,
+                                  kl_warmup(step, cfg.kl_warmup_steps), dtype, scaler, cfg.jitter)
             if not torch.isfinite(terms.total):
                 sys.exit(f"loss became {terms.total.item()} at step {step} (epoch {epoch + 1}); stopping. "
                          f"The last good checkpoint, {checkpoint_path}, is untouched: try a lower --lr.")
@@ -235,6 +311,12 @@ def main(argv=None) -> FaceVAE:
         dist.barrier()
         dist.destroy_process_group()
     return model
+
+
+def precision_given(argv) -> bool:
+    """--precision was on the command line (on resume, it then overrides the checkpoint's)."""
+    args = sys.argv[1:] if argv is None else argv
+    return any(arg == "--precision" or arg.startswith("--precision=") for arg in args)
 
 
 def init_weights(model: FaceVAE, source: str) -> None:

@@ -1,0 +1,98 @@
+"""Every code block of README.md runs here, or, where it needs the network, the data or hours,
+is checked: its Python compiles and every command, subcommand and --flag it uses exists."""
+from __future__ import annotations
+
+import functools
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from readme_blocks import MARKERS, readme_blocks
+
+ROOT = Path(__file__).resolve().parent.parent
+BLOCKS = readme_blocks()
+CHECKED = [b for b in BLOCKS if b.marker in ("needs-network", "needs-data")]
+
+
+def test_every_block_is_python_or_bash_and_says_how_it_is_tested():
+    assert len(BLOCKS) >= 5
+    for block in BLOCKS:
+        assert block.language in ("python", "bash"), block
+        assert block.marker in MARKERS, f"{block}: unknown marker {block.marker!r}"
+    assert any(b.marker is None for b in BLOCKS) and any(b.marker == "app" for b in BLOCKS)
+
+
+@pytest.mark.parametrize("block", [b for b in BLOCKS if b.marker is None], ids=str)
+def test_runnable_blocks_run(block, tmp_path):
+    assert block.language == "python", f"{block}: only Python blocks run as they are"
+    (tmp_path / "assets").symlink_to(ROOT / "assets")  # the README's paths are relative to the repository
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}
+    env.pop("FACEVAE_MODEL", None)
+    result = subprocess.run([sys.executable, "-c", block.code], cwd=tmp_path, env=env, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, f"{block}:\n{result.stderr[-3000:]}"
+
+
+@functools.cache
+def help_text(*command: str) -> str:
+    """What `command --help` prints; an assertion error if the command does not exist."""
+    result = subprocess.run([*command, "--help"], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert result.returncode == 0, f"{' '.join(command)} --help failed: {result.stderr[-1000:]}"
+    return result.stdout
+
+
+def flags(words: list[str]) -> list[str]:
+    return [w.split("=")[0] for w in words if w.startswith("--")]
+
+
+def check_command(words: list[str]) -> None:
+    program, args = words[0], words[1:]
+    if program == "pip":
+        assert args[:2] == ["install", "-r"] and (ROOT / args[2]).is_file(), words
+    elif program == "python" and args[0] == "-c":
+        compile(args[1], "<python -c>", "exec")
+    elif program == "python" and args[:2] == ["-m", "pytest"]:
+        assert shutil.which("pytest") or help_text(sys.executable, "-m", "pytest")
+    elif program == "python":
+        target = args[:2] if args[0] == "-m" else args[:1]
+        text = help_text(sys.executable, *target)
+        missing = [f for f in flags(args[len(target):]) if f not in text]
+        assert not missing, f"{' '.join(words)}: no such options {missing}"
+    elif program == "torchrun":
+        split = args.index("-m")
+        assert not [f for f in flags(args[:split]) if f not in help_text("torchrun")]
+        check_command(["python", *args[split:]])
+    elif program == "hf":
+        subcommand = [w for w in args[:2] if not w.startswith(("-", "<"))]
+        text = help_text("hf", *subcommand)
+        assert not [f for f in flags(args) if f not in text], words
+    else:
+        assert shutil.which(program), f"{program}: no such command"
+
+
+def commands(code: str) -> list[list[str]]:
+    """Each command of a shell block as words: continuations joined, comments dropped."""
+    lines = code.replace("\\\n", " ").splitlines()
+    return [words for line in lines for part in line.split("&&") if (words := shlex.split(part, comments=True))]
+
+
+@pytest.mark.parametrize("block", CHECKED, ids=str)
+def test_checked_blocks_use_only_commands_and_options_that_exist(block):
+    if block.language == "python":
+        compile(block.code, str(block), "exec")
+        return
+    for words in commands(block.code):
+        check_command(["python", *words[1:]] if words[0] == sys.executable else words)
+
+
+def test_the_checker_catches_a_wrong_flag():
+    with pytest.raises(AssertionError, match="no such options"):
+        check_command(["python", "-m", "train.publish", "--model-repo", "a/b", "--no-such-flag"])
+    with pytest.raises(AssertionError):
+        check_command(["hf", "no-such-subcommand"])
