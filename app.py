@@ -119,11 +119,11 @@ def seed_input(label: str, value: int) -> gr.Number:
     return gr.Number(label=label, value=value, precision=0, info=SEED_INFO)
 
 
-def share_row() -> tuple[gr.Button, gr.Textbox]:
+def share_row(tab: str) -> tuple[gr.Button, gr.Textbox]:
     with gr.Row():
-        button = gr.Button("🔗 Share link", scale=0, min_width=160)
+        button = gr.Button("Share link", scale=0, min_width=160)
         link = gr.Textbox(label="Link to this result (opens the app as it is now)", buttons=["copy"], scale=4,
-                          interactive=False, placeholder="Press Share link")
+                          interactive=False, placeholder="Press Share link", elem_id=f"{tab}-share-link")
     return button, link
 
 
@@ -219,7 +219,7 @@ def random_faces_tab(pipeline: FacePipeline) -> RandomFacesTab:
         draw = gr.Button("Draw faces", variant="primary")
         gallery = gr.Gallery(label="Faces", columns=4, height="auto", object_fit="contain")
         grid_file = gr.File(label="Grid as PNG")
-        share, link = share_row()
+        share, link = share_row("random")
         inputs = [count, seed, temperature, prior]
         # /sample answers API callers with one PNG of all the faces (one download, not one per
         # face); the button fills the gallery, also callable as /sample_gallery.
@@ -277,7 +277,7 @@ def morph_tab(pipeline: FacePipeline) -> MorphTab:
             animate = gr.Button("Make strip and GIF")
         strip = gr.Gallery(label="Morph", columns=8, rows=2, height="auto", object_fit="contain")
         gif = gr.File(label="Animated GIF")
-        share, link = share_row()
+        share, link = share_row("morph")
         if EXAMPLES:
             with gr.Row():
                 gr.Examples(EXAMPLES, inputs=[photo_a], label="Examples for face A")
@@ -365,7 +365,7 @@ def explorer_tab(pipeline: FacePipeline, activity) -> ExplorerTab:
         with gr.Row():
             with gr.Column(scale=3):
                 face = face_image("Face", height=480, elem_id="explored")
-                share, link = share_row()
+                share, link = share_row("explore")
             with gr.Column(scale=2):
                 photo = PhotoInput(label="Start from a photo (empty: a random face)", type="filepath", height=200)
                 seed = seed_input("Seed of the random face", 3)
@@ -380,12 +380,12 @@ def explorer_tab(pipeline: FacePipeline, activity) -> ExplorerTab:
             with gr.Row():
                 for name in attributes[:FIRST_ATTRIBUTE_SLIDERS]:
                     attribute_sliders[name] = gr.Slider(-3, 3, value=0, step=0.1, label=attribute_label(name)[0],
-                                                        min_width=200)
+                                                        min_width=260)
         if len(attributes) > FIRST_ATTRIBUTE_SLIDERS:
             with gr.Accordion("More attributes", open=False), gr.Row():
                 for name in attributes[FIRST_ATTRIBUTE_SLIDERS:]:
                     attribute_sliders[name] = gr.Slider(-3, 3, value=0, step=0.1, label=attribute_label(name)[0],
-                                                        min_width=200)
+                                                        min_width=260)
         with gr.Accordion("Advanced: principal directions and raw latent dimensions", open=False):
             with gr.Row():
                 with gr.Column():
@@ -409,7 +409,8 @@ def explorer_tab(pipeline: FacePipeline, activity) -> ExplorerTab:
         for chosen in (photo, seed):  # a chosen face replaces a shared one
             chosen.change(lambda: None, None, shared, api_visibility="private").then(
                 render, inputs, face, api_visibility="private", trigger_mode="always_last")
-        dimensions.change(label_sliders, dimensions, dimension_sliders, api_visibility="private").then(
+        # .input, not .change: a share link that sets the dimensions must not zero their sliders
+        dimensions.input(label_sliders, dimensions, dimension_sliders, api_visibility="private").then(
             render, inputs, face, api_visibility="private")
         reset.click(lambda: [0] * len(sliders), None, sliders, api_visibility="private").then(
             render, inputs, face, api_visibility="private")
