@@ -284,15 +284,15 @@ def morph_tab(pipeline: FacePipeline) -> MorphTab:
                 gr.Examples(EXAMPLES, inputs=[photo_b], label="Examples for face B")
         faces = [photo_a, seed_a, photo_b, seed_b]
         inputs = [*faces, t, method, shared_a, shared_b]
-        api_endpoint = gr.Button(visible=False)  # the documented /morph, without the share states
-        api_endpoint.click(morph, [*faces, t, method], blend, api_name="morph")
-        t.input(morph, inputs, blend, api_visibility="private", trigger_mode="always_last")
+        # gr.State inputs are not part of the API: /morph takes photo A, seed A, photo B, seed B, t, method
+        t.input(morph, inputs, blend, api_name="morph", trigger_mode="always_last")
         method.change(morph, inputs, blend, api_visibility="private", trigger_mode="always_last")
         for face in faces:  # choosing a face replaces the shared one on its side
             state = shared_a if face in (photo_a, seed_a) else shared_b
             face.change(lambda: None, None, state, api_visibility="private").then(
                 morph, inputs, blend, api_visibility="private", trigger_mode="always_last")
-        animate.click(morph_animation, [*faces, method, frames], [strip, gif], api_name="morph_animation")
+        animate.click(morph_animation, [*faces, method, frames, shared_a, shared_b], [strip, gif],
+                      api_name="morph_animation")
         wire_share(share, share_state, inputs, link)
     return MorphTab(inputs, morph, blend)
 

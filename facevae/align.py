@@ -18,6 +18,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 from PIL import Image, ImageDraw, ImageSequence, UnidentifiedImageError
+from pillow_heif import register_heif_opener
 
 from .preprocess import IMAGE_SIZE, celeba_square, to_rgb, upright
 
@@ -27,6 +28,7 @@ MIN_CONFIDENCE = 1.5  # the cascade's level weight; 99% of CelebA's faces score 
 MAX_BYTES = 20 * 1024 * 1024
 MAX_PIXELS = 64_000_000  # a 20000×20000 "decompression bomb" is refused before decoding
 MIN_SIDE = 32
+register_heif_opener()  # iPhone photos (HEIC/HEIF); Pillow itself reads AVIF, JPEG, PNG, WebP, ...
 # The coarse search runs on a small copy of the photo, (long side, smallest face) in pixels: a
 # 320-px copy finds faces down to 1/13 of the photo's long side in a quarter of the time of a
 # 640-px one, which runs only when the first found none (faces down to 1/20).

@@ -155,11 +155,14 @@ def test_bad_files_get_a_clear_message_and_the_server_keeps_serving(client, tmp_
     assert client.predict(api_name="/ping") == "ok"
 
 
-@pytest.mark.parametrize("kind", ["gif", "png16", "cmyk", "grey"])
+@pytest.mark.parametrize("kind", ["gif", "png16", "cmyk", "grey", "heic", "avif"])
 def test_unusual_but_valid_images_are_converted(client, tmp_path, kind):
     astronaut = Image.open(ASTRONAUT)
-    path = tmp_path / f"photo.{ {'gif': 'gif', 'png16': 'png', 'cmyk': 'jpg', 'grey': 'png'}[kind] }"
-    if kind == "gif":
+    path = tmp_path / f"photo.{ {'gif': 'gif', 'png16': 'png', 'cmyk': 'jpg', 'grey': 'png'}.get(kind, kind) }"
+    if kind in ("heic", "avif"):  # phone formats: iPhones save HEIC
+        astronaut.save(path, quality=90)
+        assert Image.open(path).format == {"heic": "HEIF", "avif": "AVIF"}[kind]
+    elif kind == "gif":
         frames = [astronaut.convert("P"), astronaut.rotate(180).convert("P")]
         frames[0].save(path, save_all=True, append_images=frames[1:], duration=100, loop=0)
     elif kind == "png16":

@@ -173,3 +173,25 @@ def test_benchmark_runs_with_tiny_settings():
     assert rows[0].startswith("plain PyTorch loop") and rows[0].endswith("1.00×")
     assert sum(row.startswith("project step") for row in rows) == 1
     assert any("bf16" in row for row in rows) and len(rows) >= 6
+
+
+def test_jitter_moves_each_face_by_a_small_similarity_and_trains():
+    from train.train import random_similarity
+
+    torch.manual_seed(0)
+    x = torch.zeros(64, 3, 128, 128)
+    x[:, :, 60:68, 60:68] = 1.0  # a bright square in the middle
+    assert torch.allclose(random_similarity(x, shift=0, scale=0, degrees=0), x, atol=1e-5)
+    moved = random_similarity(x)
+    ys, xs = torch.meshgrid(torch.arange(128.0), torch.arange(128.0), indexing="ij")
+    weight = moved[:, 0].flatten(1)
+    centre_x = (weight * xs.flatten()).sum(1) / weight.sum(1)
+    shift = centre_x - 63.5
+    assert shift.abs().max() <= 4.0 + 1.0 and shift.std() > 1.0  # up to ±4 px, and different per face
+    assert (moved.flatten(1).sum(1) / x.flatten(1).sum(1) - 1).abs().max() < 0.15  # scale within ±5%: area ±10%
+
+
+def test_training_with_jitter_runs(celeba_dir, tmp_path):
+    result = run_training("--data", celeba_dir, "--out", tmp_path / "jitter", "--max-steps", 3, "--jitter",
+                          "--val-images", 2)
+    assert "saved the model" in result.stdout

@@ -29,8 +29,9 @@ def edit_grid(model, faces: torch.Tensor, label_width: int = 150, gap: int = 8) 
     canvas = Image.new("RGB", (width, 24 + len(names) * (size + 4)), "white")
     draw = ImageDraw.Draw(canvas)
     for f in range(len(faces)):
-        draw.text((label_width + f * (per_face + gap), 6), "  ".join(f"{s:+d}" if s else " 0" for s in EDIT_STEPS),
-                  fill="black")
+        for i, step in enumerate(EDIT_STEPS):
+            draw.text((label_width + f * (per_face + gap) + i * size + size // 2 - 6, 6), f"{step:+d}" if step else "0",
+                      fill="black")
     for row, name in enumerate(names):
         label, sign = attribute_label(name)
         top = 24 + row * (size + 4)
