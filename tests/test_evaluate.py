@@ -20,9 +20,24 @@ def test_latent_stats_and_evaluation_scripts_run_on_a_tiny_folder(celeba_dir, tm
                             cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     metrics = json.loads(out_json.read_text())
-    for key in ("mse", "psnr", "ssim", "nelbo_nats", "bits_per_dim", "active_units", "frechet_distance_normal",
+    for key in ("mse", "psnr", "psnr_jittered", "ssim", "nelbo_nats", "bits_per_dim", "active_units", "frechet_distance_normal",
                 "frechet_distance_mixture", "sharpness_normal", "sharpness_mixture"):
         assert key in metrics, key
     assert metrics["images"] == 10 and 0 < metrics["ssim"] <= 1 and metrics["bits_per_dim"] > 0
     assert metrics["frechet_distance_normal"] > 0 and out_png.is_file()
     assert "psnr" in result.stdout
+
+
+def test_jittered_crops_are_crop_celeba_without_jitter_and_move_with_it(celeba_dir):
+    import numpy as np
+    from PIL import Image
+
+    from facevae import crop_celeba
+    from train.evaluate import jittered_crops
+
+    files = sorted((celeba_dir / "img_align_celeba").glob("*.jpg"))[:4]
+    exact = np.stack([np.asarray(crop_celeba(Image.open(f))) for f in files])
+    still = jittered_crops(files, shift=0, scale=0, degrees=0)
+    assert np.abs(still.astype(int) - exact).max() <= 1
+    moved = jittered_crops(files)
+    assert moved.shape == exact.shape and np.abs(moved.astype(int) - exact).mean() > 1

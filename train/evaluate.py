@@ -7,9 +7,11 @@ with a PNG of samples above their nearest training images (--nearest-png, defaul
 
 Definitions
 - mse, psnr, ssim: of the reconstruction from the posterior mean, per image, averaged.
-- psnr_jittered: the same PSNR for the images moved by a random similarity first (shift ±4 px,
-  scale ±5%, roll ±5°, the same for every model), against the moved image: how much a slightly
-  misaligned face (a selfie) costs.
+- psnr_jittered: the same PSNR for crops moved by a random similarity (shift ±4 px, scale ±5%,
+  roll ±5°, the same for every model) taken from the original photo, against the moved crop: how
+  much a slightly misaligned face (a selfie) costs. The similarity is applied to the full-size
+  image before the crop, so both crops are resampled alike (moving the 128-px crop instead would
+  blur it, and blur is easier to reconstruct).
 - nelbo: negative ELBO in nats per image, one posterior sample per image, under a Gaussian
   decoder with the single shared variance that maximises the ELBO on the split (σ² = the mean
   squared error), for 8-bit pixels scaled to [0, 1] (so + D·ln 256 for the discrete data).
@@ -30,6 +32,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 from scipy import linalg
 
 from facevae import load_model
@@ -37,15 +40,36 @@ from facevae.data import cache_images, find_splits
 from facevae.latent import ACTIVE_KL
 from facevae.metrics import mse, psnr, ssim
 from facevae.model import reparameterize
-from facevae.preprocess import images_to_tensor, to_grid
-from train.train import random_similarity
+from facevae.preprocess import celeba_square, images_to_tensor, to_grid, to_rgb
 
 FEATURE_SIZE = 32
 FEATURE_COMPONENTS = 64
 
 
+def jittered_crops(files: list, size: int = 128, shift: float = 4.0, scale: float = 0.05, degrees: float = 5.0,
+                   seed: int = 0) -> np.ndarray:
+    """N×size×size×3 uint8: each CelebA image cropped as crop_celeba does, after a random
+    similarity (shift in output pixels, scale, roll) about the crop's centre."""
+    rng = np.random.default_rng(seed)
+    crops = []
+    for path in files:
+        img = to_rgb(Image.open(path))
+        left, top, right, bottom = celeba_square(*img.size)
+        # edges replicated outwards, so a crop moved or grown past the photo's border stays inside
+        margin = int(np.ceil((right - left) * (scale + shift / size + 0.1)))
+        img = Image.fromarray(np.pad(np.asarray(img), ((margin, margin), (margin, margin), (0, 0)), mode="edge"))
+        left, top, right, bottom = left + margin, top + margin, right + margin, bottom + margin
+        centre, side = ((left + right) / 2, (top + bottom) / 2), (right - left) * rng.uniform(1 - scale, 1 + scale)
+        angle, (dx, dy) = rng.uniform(-degrees, degrees), rng.uniform(-shift, shift, 2) * (right - left) / size
+        img = img.rotate(angle, resample=Image.Resampling.BICUBIC, center=centre)
+        box = (centre[0] + dx - side / 2, centre[1] + dy - side / 2, centre[0] + dx + side / 2, centre[1] + dy + side / 2)
+        crops.append(np.asarray(img.resize((size, size), Image.Resampling.BILINEAR, box=box, reducing_gap=None)))
+    return np.stack(crops)
+
+
 @torch.no_grad()
-def reconstruction_metrics(model, images: np.ndarray, batch_size: int = 250, seed: int = 0) -> dict[str, float]:
+def reconstruction_metrics(model, images: np.ndarray, batch_size: int = 250, seed: int = 0,
+                           jittered: np.ndarray | None = None) -> dict[str, float]:
     torch.manual_seed(seed)
     sums = dict(mse=0.0, psnr=0.0, ssim=0.0, sample_sse=0.0, psnr_jittered=0.0)
     kl_per_dim = torch.zeros(model.latent_dim)
@@ -58,15 +82,16 @@ def reconstruction_metrics(model, images: np.ndarray, batch_size: int = 250, see
         sums["ssim"] += ssim(x, y).sum().item()
         sums["sample_sse"] += (model.decode(reparameterize(mu, logvar)) - x).pow(2).sum().item()
         kl_per_dim += (0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar)).sum(0)
-        moved = random_similarity(x)
-        sums["psnr_jittered"] += psnr(moved, model.reconstruct(moved)).sum().item()
+        if jittered is not None:
+            moved = images_to_tensor(jittered[start:start + batch_size])
+            sums["psnr_jittered"] += psnr(moved, model.reconstruct(moved)).sum().item()
     n, dims = len(images), 3 * model.image_size ** 2
     kl_per_dim /= n
     variance = sums["sample_sse"] / (n * dims)  # the ELBO-optimal shared variance
     nll = 0.5 * dims * (math.log(2 * math.pi * variance) + 1) + dims * math.log(256)
     nelbo = nll + kl_per_dim.sum().item()
-    return dict(mse=sums["mse"] / n, psnr=sums["psnr"] / n, psnr_jittered=sums["psnr_jittered"] / n,
-                ssim=sums["ssim"] / n, nelbo_nats=nelbo,
+    jittered_psnr = {} if jittered is None else dict(psnr_jittered=sums["psnr_jittered"] / n)
+    return dict(mse=sums["mse"] / n, psnr=sums["psnr"] / n, **jittered_psnr, ssim=sums["ssim"] / n, nelbo_nats=nelbo,
                 bits_per_dim=nelbo / (dims * math.log(2)), kl_nats=kl_per_dim.sum().item(),
                 active_units=int((kl_per_dim > ACTIVE_KL).sum()), decoder_sigma=math.sqrt(variance))
 
@@ -121,8 +146,9 @@ def nearest_neighbours_png(samples: torch.Tensor, train_images: np.ndarray, path
     to_grid(torch.cat([samples, nearest]), columns=len(samples)).save(path)
 
 
-def evaluate(model, images: np.ndarray, train_images: np.ndarray | None, n_samples: int, nearest_png: Path | None) -> dict:
-    results = reconstruction_metrics(model, images)
+def evaluate(model, images: np.ndarray, train_images: np.ndarray | None, n_samples: int, nearest_png: Path | None,
+             jittered: np.ndarray | None = None) -> dict:
+    results = reconstruction_metrics(model, images, jittered=jittered)
     real = images_to_tensor(images)
     features = FeatureSpace(real)
     real_features, real_sharpness = features(real), laplacian_variance(real)
@@ -153,13 +179,14 @@ def main() -> None:
     if not splits[args.split]:
         raise SystemExit(f"the {args.split} split of {args.data} is empty")
     images = cache_images(splits[args.split], model.image_size).array
+    jittered = jittered_crops(splits[args.split], model.image_size)
     train_images = cache_images(splits["train"], model.image_size).array if splits["train"] else None
     # Not beside the model: the nearest-neighbour PNG holds training images, which must not be
     # shipped with the weights (CelebA's terms forbid redistributing them).
     out_dir = Path("runs") / "evaluate"
     out_dir.mkdir(parents=True, exist_ok=True)
     nearest = Path(args.nearest_png) if args.nearest_png else out_dir / f"{args.split}_nearest_training_images.png"
-    results = evaluate(model, images, train_images, args.samples, nearest)
+    results = evaluate(model, images, train_images, args.samples, nearest, jittered)
     results.update(model=model.source, split=args.split)
     json_path = Path(args.json) if args.json else out_dir / f"{args.split}_evaluation.json"
     json_path.write_text(json.dumps(results, indent=2) + "\n")
