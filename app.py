@@ -337,16 +337,20 @@ def explorer_tab(pipeline: FacePipeline, activity) -> ExplorerTab:
     def explore(photo, seed, attribute_offsets, pc_offsets, dimension_offsets):
         """/explore: offsets by name, {"Smiling": 1.5}; by principal direction, {"1": 0.5}; by
         latent dimension, {"39": 2.0}. Attribute units as the sliders', others in std."""
-        pcs = [0.0] * PC_SLIDERS
-        for k, v in (pc_offsets or {}).items():
-            if not 1 <= int(k) <= PC_SLIDERS:
+        try:
+            named = {str(k): float(v) for k, v in (attribute_offsets or {}).items()}
+            by_pc = {int(k): float(v) for k, v in (pc_offsets or {}).items()}
+            dims = {int(k): float(v) for k, v in (dimension_offsets or {}).items()}
+        except (AttributeError, TypeError, ValueError):
+            raise gr.Error('offsets are JSON objects of numbers: {"Smiling": 1.5}, {"1": 0.5}, {"39": 2.0}') from None
+        for k in by_pc:
+            if not 1 <= k <= PC_SLIDERS:
                 raise gr.Error(f"principal direction {k}: choose 1 to {PC_SLIDERS}")
-            pcs[int(k) - 1] = float(v)
-        dims = {int(k): float(v) for k, v in (dimension_offsets or {}).items()}
+        pcs = [by_pc.get(i + 1, 0.0) for i in range(PC_SLIDERS)]
         if any(not 0 <= d < pipeline.model.latent_dim for d in dims):
             raise gr.Error(f"latent dimensions are 0 to {pipeline.model.latent_dim - 1}")
         z = pipeline.latent(photo, int(seed or 0))
-        return image_file(pipeline.explore(z, dims, pcs, attribute_offsets or {}), "face.png")
+        return image_file(pipeline.explore(z, dims, pcs, named), "face.png")
 
     def label_sliders(dimensions):
         chosen = list(dimensions or [])[:DIMENSION_SLIDERS]

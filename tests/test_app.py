@@ -113,6 +113,9 @@ def test_explorer_takes_attribute_offsets_by_name(client):
         client.predict(None, 3, {"Grinning": 1.0}, {}, {}, api_name="/explore")
     with pytest.raises(Exception, match="principal direction 9"):
         client.predict(None, 3, {}, {"9": 1.0}, {}, api_name="/explore")
+    with pytest.raises(Exception, match="offsets are JSON objects of numbers"):
+        client.predict(None, 3, ["Smiling"], {}, {"x": "big"}, api_name="/explore")
+    assert client.predict(api_name="/ping") == "ok"
 
 
 def test_any_whole_number_is_a_seed(client):
