@@ -269,7 +269,7 @@ def morph_tab(pipeline: FacePipeline) -> MorphTab:
             photo_a, seed_a = face_source("A", 1)
             photo_b, seed_b = face_source("B", 2)
             with gr.Column(scale=2):
-                blend = face_image("Blend", height=400)
+                blend = face_image("Blend", height=400, elem_id="blend")
                 t = gr.Slider(0, 1, value=0.5, step=0.01, label="t (0 = A, 1 = B)")
                 method = gr.Radio(list(INTERPOLATIONS), value="spherical", label="Interpolation")
         with gr.Row():

@@ -72,7 +72,7 @@ def run_and_wait(page, button: str):
     page.wait_for_function("() => !document.body.innerText.includes('processing')", timeout=60_000)
 
 
-def test_upload_reconstruct_morph_and_sample_in_a_browser(page, shots):
+def test_upload_reconstruct_morph_and_sample_in_a_browser(page, shots, browser_page):
     page.get_by_text("Weights:").wait_for()
     page.locator("input[type=file]").first.set_input_files(ASTRONAUT)  # an upload runs the reconstruction
     page.get_by_text("PSNR").wait_for(timeout=60_000)
@@ -88,15 +88,48 @@ def test_upload_reconstruct_morph_and_sample_in_a_browser(page, shots):
     assert visible_faces(page, 11) == 1 + 10  # the blend and a strip of 10 frames
     page.screenshot(path=str(shots / "morph.png"), full_page=True)
     assert page.locator("a[href*='.gif']").count() >= 1
+    link = share_link(page, "morph")
+    other = browser_page(link)  # the same two faces, halfway, from the link alone (no photos in it)
+    wait_for_tab(other, "Morph")
+    other.locator("#blend img").first.wait_for(timeout=30_000)
+    other.wait_for_function("() => !document.body.innerText.includes('processing')", timeout=60_000)
+    shared, original = image_pixels(other, "#blend img"), image_pixels(page, "#blend img")
+    assert len(shared) == len(original) and max(abs(a - b) for a, b in zip(shared, original)) <= 3
 
     page.get_by_role("tab", name="Random faces").click()
+    seed = page.locator(".block", has=page.get_by_text("Seed", exact=True)).locator("input[type=number]").first
+    seed.fill("2024")
     run_and_wait(page, "Draw faces")
     assert visible_faces(page, 16) == 16
     page.screenshot(path=str(shots / "random_faces.png"), full_page=True)
+    link = share_link(page, "random")
+    other = browser_page(link)  # the same faces open from the link
+    wait_for_tab(other, "Random faces")
+    assert visible_faces(other, 16) == 16
+    assert other.locator(".block", has=other.get_by_text("Seed", exact=True)).locator(
+        "input[type=number]").first.input_value() == "2024"
+    other.screenshot(path=str(shots / "random_faces_shared.png"), full_page=True)
 
     page.get_by_role("tab", name="Latent explorer").click()
     assert visible_faces(page, 1) == 1 and "PC 1" in page.content()
     page.screenshot(path=str(shots / "explorer.png"), full_page=True)
+
+
+def wait_for_tab(page, name: str) -> None:
+    """The page's load event (which reads a share link) has selected this tab."""
+    page.wait_for_function(f"() => [...document.querySelectorAll('[role=tab]')].some("
+                           f"t => t.innerText.trim() === {name!r} && t.getAttribute('aria-selected') === 'true')",
+                           timeout=30_000)
+
+
+def share_link(page, tab: str) -> str:
+    """Press a tab's Share link button and read the link it shows."""
+    page.locator(f"#{tab}-share-link").locator("xpath=../..").get_by_role("button", name="Share link").click()
+    page.wait_for_function(f"() => document.querySelector('#{tab}-share-link textarea')?.value.includes('?share=')",
+                           timeout=30_000)
+    link = page.locator(f"#{tab}-share-link textarea").input_value()
+    assert link.startswith("http://127.0.0.1") and "?share=" in link
+    return link
 
 
 def face_src(page) -> str:
@@ -117,15 +150,11 @@ def test_smile_slider_edits_the_face_and_its_share_link_reopens_it(page, shots, 
     assert width >= 256  # a 128-px face shown at least twice its size
     page.screenshot(path=str(shots / "explorer_smile.png"), full_page=True)
 
-    page.locator("#explore-share-link").locator("xpath=../..").get_by_role("button", name="Share link").click()
-    page.wait_for_function("() => document.querySelector('#explore-share-link textarea')?.value.includes('?share=')",
-                           timeout=30_000)
-    link = page.locator("#explore-share-link textarea").input_value()
-    assert link.startswith("http://127.0.0.1") and "?share=" in link
+    link = share_link(page, "explore")
 
     other = browser_page(link)  # a second person opens the link
+    wait_for_tab(other, "Latent explorer")
     other.locator("#explored img").first.wait_for(timeout=30_000)
-    assert other.get_by_role("tab", name="Latent explorer").get_attribute("aria-selected") == "true"
     smile_value = other.locator(".block", has=other.get_by_text("Smile", exact=True)).locator("input[type=number]").first
     assert float(smile_value.input_value()) == 2.5
     other.wait_for_function("() => !document.body.innerText.includes('processing')", timeout=60_000)
