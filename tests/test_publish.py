@@ -112,7 +112,7 @@ def test_a_failure_after_the_model_step_says_what_was_published(hub, tmp_path):
     publish(hub.url, tmp_path, "--space", "carol/app", token="hf_carol")
     result = publish(hub.url, tmp_path, "--model-repo", MODEL_REPO, "--space", "carol/app")
     assert result.returncode == 1
-    assert "no right to write carol/app (403)" in result.stderr and f"already published: model repo" in result.stderr
+    assert "no right to write carol/app (403)" in result.stderr and "already published: model repo" in result.stderr
     assert "model.safetensors" in hub.repos[MODEL_REPO]
 
 

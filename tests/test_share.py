@@ -32,9 +32,7 @@ def test_a_latent_of_another_size_is_refused():
         text_latent(latent_text(torch.zeros(16)), 200)
 
 
-def test_the_load_event_restores_each_tab_from_its_link():
-    import gradio as gr
-
+def test_the_load_event_restores_each_tab_from_its_link(monkeypatch):
     import app
     from facevae import load_model
     from facevae.pipeline import FacePipeline
@@ -43,16 +41,13 @@ def test_the_load_event_restores_each_tab_from_its_link():
     captured = {}
     original = app.restore_from_link
 
-    def capture(*args):
+    def capture(*args):  # build_demo's own load handler and the tabs it restores
         captured["restore"], captured["outputs"], _ = result = original(*args)
         captured["tabs"] = args
         return result
 
-    app.restore_from_link = capture
-    try:
-        app.build_demo(pipeline)
-    finally:
-        app.restore_from_link = original
+    monkeypatch.setattr(app, "restore_from_link", capture)
+    app.build_demo(pipeline)
     restore, outputs = captured["restore"], captured["outputs"]
     _, tabs, random, morph, explorer = captured["tabs"]
 
