@@ -27,7 +27,7 @@ import torch
 
 from facevae import load_model
 from facevae.align import MAX_BYTES, PhotoError
-from facevae.latent import ACTIVE_KL, attribute_label, attribute_order
+from facevae.latent import ACTIVE_KL, UnknownAttribute, attribute_label, attribute_order
 from facevae.pipeline import INTERPOLATIONS, FacePipeline, animated_gif, grid_png, jpeg_bytes, png_bytes
 from facevae.share import ShareError, decode_state, encode_state, latent_text, text_latent
 
@@ -77,7 +77,7 @@ def user_errors(fn):
             return fn(*args, **kwargs)
         except (PhotoError, ShareError) as error:
             raise gr.Error(str(error)) from None
-        except KeyError as error:
+        except UnknownAttribute as error:
             raise gr.Error(error.args[0]) from None
 
     return wrapper
@@ -484,13 +484,22 @@ def build_demo(pipeline: FacePipeline) -> gr.Blocks:
         restore, restored, restored_tab = restore_from_link(pipeline, tabs, random, morph, explorer)
         load = demo.load(restore, None, restored, api_visibility="private")
         load.then(explorer.render, explorer.inputs, explorer.face, api_visibility="private")
-        load.then(morph.render, morph.inputs, morph.blend, api_visibility="private")
-
-        def draw_if_shared(tab, *inputs):
-            return random.draw(*inputs) if tab == "random" else [gr.update()] * len(random.outputs)
-
-        load.then(draw_if_shared, [restored_tab, *random.inputs], random.outputs, api_visibility="private")
+        # The other tabs draw on load only when a link opened them: an ordinary page load costs no more.
+        load.then(when_shared("morph", morph.render, 1), [restored_tab, *morph.inputs], morph.blend,
+                  api_visibility="private")
+        load.then(when_shared("random", random.draw, len(random.outputs)), [restored_tab, *random.inputs],
+                  random.outputs, api_visibility="private")
     return demo
+
+
+def when_shared(tab: str, handler, outputs: int):
+    """handler, run only when the page was opened from a share link of this tab."""
+    def run(restored_tab, *inputs):
+        if restored_tab == tab:
+            return handler(*inputs)
+        return gr.update() if outputs == 1 else [gr.update()] * outputs
+
+    return run
 
 
 def main() -> None:

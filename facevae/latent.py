@@ -27,6 +27,10 @@ ATTRIBUTE_LABELS = {
 }
 
 
+class UnknownAttribute(KeyError):
+    """An attribute name that the shipped statistics have no direction for."""
+
+
 def attribute_order(names: list[str]) -> list[str]:
     """Attribute names, the most wanted first (ATTRIBUTE_LABELS' order), then the rest."""
     known = [name for name in ATTRIBUTE_LABELS if name in names]
@@ -85,7 +89,7 @@ class LatentStats:
         """The latent vector (D) that one slider unit of attribute `name` adds: from faces
         without the attribute towards faces with it (+1 on "Young" makes a face younger)."""
         if name not in self.attribute_names:
-            raise KeyError(f"no attribute {name!r}; these weights have {', '.join(self.attribute_names) or 'none'}")
+            raise UnknownAttribute(f"no attribute {name!r}; these weights have {', '.join(self.attribute_names) or 'none'}")
         return self.attribute_directions[self.attribute_names.index(name)]
 
     def attribute_probabilities(self, z: torch.Tensor) -> torch.Tensor:

@@ -17,7 +17,7 @@ import torch
 from PIL import Image
 
 from .align import FaceInfo, align_face, draw_detections, load_photo
-from .latent import lerp, slerp
+from .latent import UnknownAttribute, lerp, slerp
 from .metrics import mse, psnr
 from .model import FaceVAE
 from .preprocess import to_grid, to_image, to_tensor
@@ -123,7 +123,7 @@ class FacePipeline:
         for name, offset in (attribute_offsets or {}).items():
             if offset:
                 if stats is None:
-                    raise KeyError("these weights ship no attribute directions")
+                    raise UnknownAttribute("these weights ship no attribute directions")
                 z += float(offset) * stats.attribute_direction(name)
         for dim, offset in dimension_offsets.items():
             z[dim] += offset * (stats.std[dim] if stats is not None else 1.0)
