@@ -26,7 +26,7 @@ import pandas as pd
 import torch
 
 from facevae import load_model
-from facevae.align import MAX_BYTES, PhotoError
+from facevae.photo import MAX_BYTES, PhotoError
 from facevae.latent import ACTIVE_KL, UnknownAttribute, attribute_label, attribute_order
 from facevae.pipeline import INTERPOLATIONS, FacePipeline, animated_gif, grid_png, jpeg_bytes, png_bytes
 from facevae.share import ShareError, decode_state, encode_state, latent_text, text_latent
@@ -183,6 +183,30 @@ def reconstruct_tab(pipeline: FacePipeline) -> None:
         outputs = [aligned, reconstruction, summary, detections]
         run.click(reconstruct, [photo, face_number], outputs, api_name="reconstruct")
         photo.upload(reconstruct, [photo, face_number], outputs, api_visibility="private")
+        live_mirror(pipeline)
+
+
+def live_mirror(pipeline: FacePipeline) -> None:
+    """The webcam's stream, aligned and reconstructed frame by frame. A stream event holds the
+    newest frame only: frames that come while one is processed replace each other, so a slow
+    machine shows fewer frames, never old ones."""
+    @user_errors
+    def mirror(frame):
+        if frame is None:
+            return None, None, ""
+        face, reconstruction, psnr, info = pipeline.mirror(frame)
+        status = f"PSNR {psnr:.1f} dB" if info.found else "No face in view: showing the middle of the picture."
+        return face, reconstruction, status
+
+    gr.Markdown("### Live mirror\nTurn on the webcam and press record: your face, aligned and reconstructed as you move.")
+    with gr.Row():
+        camera = gr.Image(label="Webcam", sources=["webcam"], streaming=True, type="numpy", height=300,
+                          elem_id="mirror-camera")
+        live_face = face_image("Aligned face, live", height=300, elem_id="mirror-face")
+        live_reconstruction = face_image("Reconstruction, live", height=300, elem_id="mirror-reconstruction")
+    status = gr.Markdown(elem_id="mirror-status")
+    camera.stream(mirror, camera, [live_face, live_reconstruction, status], stream_every=0.1, time_limit=300,
+                  concurrency_limit=4, show_progress="hidden", api_visibility="private")
 
 
 # ---------------------------------------------------------------- Random faces

@@ -16,7 +16,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .align import FaceInfo, align_face, draw_detections, load_photo
+from .align import FaceInfo, align_face, draw_detections
+from .photo import load_photo
 from .latent import UnknownAttribute, lerp, slerp
 from .metrics import mse, psnr
 from .model import FaceVAE
@@ -64,6 +65,16 @@ class FacePipeline:
         x = to_tensor(face)
         y = self.model.reconstruct(x)
         return Reconstruction(face, to_image(y), mse(x, y).item(), psnr(x, y).item(), info, draw_detections(img, info))
+
+    @torch.inference_mode()
+    def mirror(self, frame: np.ndarray) -> tuple[Image.Image, Image.Image, float, FaceInfo]:
+        """One live video frame (H×W×3 uint8 RGB) -> (aligned face, reconstruction, PSNR, FaceInfo).
+        The face search is the quick one (upright, on the frame as it is): the next frame comes
+        soon, and a person in front of a camera rarely tilts their head past 20°."""
+        face, info = align_face(Image.fromarray(frame), quick=True)
+        x = to_tensor(face)
+        y = self.model.reconstruct(x)
+        return face, to_image(y), psnr(x, y).item(), info
 
     def seed_latents(self, seed: int, n: int = 1, temperature: float = 1.0, prior: str = "normal") -> torch.Tensor:
         """n latents drawn from the prior with a fixed seed: the same seed, the same faces. Any

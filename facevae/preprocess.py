@@ -12,6 +12,7 @@ import torch
 from PIL import Image, ImageOps
 
 IMAGE_SIZE = 128
+CELEBA_SIZE = (178, 218)  # width, height of CelebA's aligned images
 
 
 def celeba_square(width: int, height: int) -> tuple[int, int, int, int]:

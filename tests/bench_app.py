@@ -6,9 +6,11 @@ Run by hand (pytest does not collect it):
 Starts `python app.py` on a free port, then times: start-up to the first answered request; a
 no-op event (/ping: Gradio's own round trip on this machine); an explorer slider update; a
 12-megapixel JPEG selfie reconstruction, and one of a blank 128-px photo (the same file
-transfers, almost no work); 16 random faces (one grid PNG, and as a gallery of
-16 files), with two client settings (see CLIENTS); 8 concurrent clients × 50 mixed requests,
-with the message of every failure. Targets are on the time our work adds above the no-op's.
+transfers; the work, a face search that finds nothing, on a tiny image); 16 random faces (one
+grid PNG, and as a gallery of 16 files), with two client settings (see CLIENTS); 8 concurrent
+clients × 50 mixed requests, with the message of every failure. Targets are on the time our
+work adds above the no-op's. First, in this process: face detection plus landmarks on the decoded 12 MP selfie, and the
+live mirror's frames per second on 640×480 webcam-sized frames.
 """
 from __future__ import annotations
 
@@ -29,6 +31,7 @@ from gradio_client import Client, handle_file
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # the in-process measurements import facevae from the repository
 
 
 def free_port() -> int:
@@ -51,7 +54,7 @@ def selfie_12mp(folder: Path) -> str:
 
 def blank_photo(folder: Path) -> str:
     """A small photo without a face: a reconstruction with the same uploads and downloads as a
-    selfie's, and almost no work (no face to find, a small image to decode)."""
+    selfie's, on a tiny image (no face to find: the whole search runs, on 128×128 pixels)."""
     path = folder / "blank.png"
     Image.new("RGB", (128, 128), (128, 128, 128)).save(path)
     return str(path)
@@ -95,6 +98,27 @@ def time_requests(client: Client, selfie: str, blank: str, repeats: int) -> dict
     }
 
 
+def in_process(selfie: str, repeats: int) -> None:
+    """Face detection + landmarks of the 12 MP selfie, and the live mirror's frame rate."""
+    from facevae import load_model
+    from facevae.align import find_faces
+    from facevae.photo import load_photo
+    from facevae.pipeline import FacePipeline
+
+    photo = np.asarray(load_photo(selfie)[0])
+    times = timed(lambda: find_faces(photo), repeats)
+    print(f"in-process: detection + landmarks of the 12 MP selfie (decoded at {photo.shape[1]}×{photo.shape[0]}): "
+          f"p50 {p(times, 50):.1f} ms, p95 {p(times, 95):.1f} ms")
+    pipeline = FacePipeline(load_model())
+    webcam = np.asarray(Image.open(selfie).resize((640, 480)))
+    frames = [np.roll(webcam, 3 * i, axis=1) for i in range(repeats)]  # the face moves a little each frame
+    start = time.perf_counter()
+    for frame in frames:
+        pipeline.mirror(frame)
+    seconds = time.perf_counter() - start
+    print(f"in-process: live mirror, 640×480 frames aligned + reconstructed: {len(frames) / seconds:.1f} frames/s")
+
+
 def client_setup_ms(repeats: int = 20) -> float:
     """What gradio_client's defaults spend, on this machine, before each HTTP request: building an
     httpx client that verifies TLS loads the CA bundle (even for plain HTTP)."""
@@ -112,6 +136,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=40)
     args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as folder:
+        in_process(selfie_12mp(Path(folder)), args.repeats)
     port = free_port()
     url = f"http://127.0.0.1:{port}/"
     env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False"}

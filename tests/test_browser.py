@@ -172,3 +172,45 @@ def image_pixels(page, selector: str) -> list[int]:
         const g = c.getContext('2d'); g.drawImage(img, 0, 0);
         return Array.from(g.getImageData(0, 0, c.width, c.height).data);
     }}""")
+
+
+def fake_camera_video(path: Path, frames: int = 20) -> Path:
+    """A 640×480 y4m video of the example face drifting sideways, for Chromium's fake camera."""
+    import cv2
+    import numpy as np
+    from PIL import Image
+
+    face = np.asarray(Image.open(ASTRONAUT).convert("RGB").resize((400, 400)))
+    with open(path, "wb") as f:
+        f.write(b"YUV4MPEG2 W640 H480 F10:1 Ip A1:1 C420jpeg\n")
+        for i in range(frames):
+            frame = np.full((480, 640, 3), 110, np.uint8)
+            frame[40:440, 100 + 4 * i: 500 + 4 * i] = face
+            f.write(b"FRAME\n" + cv2.cvtColor(frame, cv2.COLOR_RGB2YUV_I420).tobytes())
+    return path
+
+
+def test_the_live_mirror_reconstructs_the_webcam_stream(server, shots, tmp_path):  # noqa: F811
+    from playwright.sync_api import sync_playwright
+
+    video = fake_camera_video(tmp_path / "camera.y4m")
+    camera_flags = ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+                    f"--use-file-for-fake-video-capture={video}"]
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS + camera_flags)
+        page = browser.new_context(viewport={"width": 1280, "height": 1000}, permissions=["camera"]).new_page()
+        page.goto(server.local_url, wait_until="load", timeout=90_000)
+        camera = page.locator("#mirror-camera")
+        camera.get_by_text("Click to Access Webcam").click()
+        camera.get_by_role("button", name="capture photo").click()  # Gradio's record button
+        srcs = set()
+        for _ in range(40):  # 4 s of streaming
+            page.wait_for_timeout(100)
+            srcs.add(page.evaluate("() => document.querySelector('#mirror-reconstruction img')?.src"))
+        srcs.discard(None)
+        assert len(srcs) >= 3  # new reconstructions keep arriving while the face moves
+        assert "PSNR" in page.locator("#mirror-status").inner_text()  # a face was found
+        assert len(image_pixels(page, "#mirror-reconstruction img")) == 128 * 128 * 4
+        page.locator("#mirror-camera").scroll_into_view_if_needed()
+        page.screenshot(path=str(shots / "live_mirror.png"))
+        browser.close()

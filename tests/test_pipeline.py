@@ -1,4 +1,4 @@
-"""FacePipeline's speed-ups keep the results: channels_last decoding, OpenCV's PNG writer."""
+"""FacePipeline: its speed-ups keep the results (channels_last decoding, OpenCV's PNG writer); the live mirror."""
 import io
 
 import numpy as np
@@ -26,3 +26,22 @@ def test_png_bytes_is_lossless_and_jpeg_bytes_keeps_the_size():
     assert np.array_equal(np.asarray(Image.open(io.BytesIO(png_bytes(grey)))), np.asarray(grey.convert("RGB")))
     photo = Image.open(io.BytesIO(jpeg_bytes(image)))
     assert photo.format == "JPEG" and photo.size == image.size
+
+
+def test_the_live_mirror_follows_a_face_across_frames():
+    pipeline = FacePipeline(load_model())
+    face = np.asarray(Image.open("assets/examples/astronaut.jpg").convert("RGB").resize((360, 360)))
+    frames = []
+    for shift in range(0, 100, 20):  # the person moves right across a 640×480 webcam frame
+        frame = np.full((480, 640, 3), 100, np.uint8)
+        frame[60:420, 60 + shift: 420 + shift] = face
+        frames.append(frame)
+    results = [pipeline.mirror(frame) for frame in frames]
+    assert all(info.found and aligned.size == reconstruction.size == (128, 128) and psnr > 20
+               for aligned, reconstruction, psnr, info in results)
+    lefts = [info.crop_box[0] for *_, info in results]
+    assert np.allclose(np.diff(lefts), 20, atol=2)  # the crop moves with the face...
+    first, last = (np.asarray(aligned, np.float32) for aligned, *_ in (results[0], results[-1]))
+    assert np.abs(first - last).mean() < 4  # ...so the aligned face stays the same
+    aligned, _, _, info = pipeline.mirror(np.full((480, 640, 3), 100, np.uint8))
+    assert not info.found and aligned.size == (128, 128)  # nobody in view: the middle of the picture

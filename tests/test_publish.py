@@ -53,6 +53,7 @@ def test_publish_sends_the_model_and_exactly_the_spaces_files_and_a_second_run_c
     expected = {str(path) for path in space_files()} | {"README.md"}
     assert set(space) == expected
     assert "app.py" in space and "facevae/model.py" in space and "requirements.txt" in space
+    assert "facevae/celeba_landmarks.json" in space  # align_face's template: the app cannot align without it
     assert not any(name.startswith(("tests/", "runs/", "train/", ".ci/")) for name in space)
     images = {name for name in space if name.lower().endswith((".jpg", ".jpeg", ".png", ".webp"))}
     assert images == {"assets/examples/astronaut.jpg", "assets/examples/grace_hopper.jpg"}  # public domain, no CelebA

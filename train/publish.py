@@ -33,7 +33,7 @@ from facevae.loading import BUNDLED_MODEL, MODEL_ENV, push_model
 
 ROOT = Path(__file__).resolve().parent.parent
 # What the app needs at run time, relative to the repository's root; nothing else is uploaded.
-SPACE_FILES = ["app.py", "requirements.txt", "facevae/*.py", "assets/examples/*",
+SPACE_FILES = ["app.py", "requirements.txt", "facevae/*.py", "facevae/*.json", "assets/examples/*",
                *(f"assets/{BUNDLED_MODEL.name}/{name}" for name in
                  ("config.json", "model.safetensors", "latent_stats.safetensors"))]
 
