@@ -191,7 +191,39 @@ def test_jitter_moves_each_face_by_a_small_similarity_and_trains():
     assert (moved.flatten(1).sum(1) / x.flatten(1).sum(1) - 1).abs().max() < 0.15  # scale within ±5%: area ±10%
 
 
-def test_training_with_jitter_runs(celeba_dir, tmp_path):
-    result = run_training("--data", celeba_dir, "--out", tmp_path / "jitter", "--max-steps", 3, "--jitter",
+def test_mirroring_flips_about_half_the_faces_and_nothing_else():
+    from train.train import random_mirror
+
+    torch.manual_seed(0)
+    x = torch.rand(200, 3, 8, 8)
+    mirrored = random_mirror(x)
+    kept = (mirrored == x).flatten(1).all(1)
+    flipped = (mirrored == x.flip(3)).flatten(1).all(1)
+    assert (kept ^ flipped).all()  # every face is either as it was or exactly its mirror image
+    assert 70 < int(flipped.sum()) < 130
+
+
+def test_training_with_jitter_and_mirroring_runs(celeba_dir, tmp_path):
+    result = run_training("--data", celeba_dir, "--out", tmp_path / "jitter", "--max-steps", 3, "--jitter", "--flip",
                           "--val-images", 2)
     assert "saved the model" in result.stdout
+
+
+def test_precise_batchnorm_averages_the_data_exactly_without_dropout():
+    from facevae import FaceVAE
+    from facevae.preprocess import uint8_to_tensor
+    from train.train import precise_batchnorm
+
+    torch.manual_seed(0)
+    images = torch.randint(0, 256, (40, 32, 32, 3), dtype=torch.uint8)
+    with_dropout, without = FaceVAE(image_size=32, latent_dim=8, dropout=0.5), FaceVAE(image_size=32, latent_dim=8, dropout=0.0)
+    without.load_state_dict(with_dropout.state_dict())
+    precise_batchnorm(with_dropout, images, torch.device("cpu"), batch_size=10)
+    first_norm = next(m for m in with_dropout.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    # the first BatchNorm sees the first convolution's output: its mean over all 40 faces
+    conv_out = with_dropout.encoder[0][0](uint8_to_tensor(images))
+    assert torch.allclose(first_norm.running_mean, conv_out.mean((0, 2, 3)), atol=1e-5)
+    assert first_norm.momentum == 0.1 and not with_dropout.training
+    precise_batchnorm(without, images, torch.device("cpu"), batch_size=10)
+    for a, b in zip(with_dropout.state_dict().values(), without.state_dict().values()):
+        assert torch.allclose(a.float(), b.float(), atol=1e-5)  # dropout played no part
