@@ -183,12 +183,12 @@ def warp(photo: np.ndarray, matrix: np.ndarray, size: tuple[int, int]) -> np.nda
         right, bottom = np.minimum(np.ceil(corners.max(0)).astype(int) + 2, (photo.shape[1], photo.shape[0]))
         if right - left >= 2 and bottom - top >= 2:
             region = photo[top:bottom, left:right]
-            shrunk = cv2.resize(region, (max(1, round(region.shape[1] * scale)), max(1, round(region.shape[0] * scale))),
+            smaller = cv2.resize(region, (max(1, round(region.shape[1] * scale)), max(1, round(region.shape[0] * scale))),
                                 interpolation=cv2.INTER_AREA)
-            fx, fy = shrunk.shape[1] / region.shape[1], shrunk.shape[0] / region.shape[0]
-            # shrunk pixel (u, v) is photo pixel (left + (u + 0.5) / fx - 0.5, top + (v + 0.5) / fy - 0.5)
+            fx, fy = smaller.shape[1] / region.shape[1], smaller.shape[0] / region.shape[0]
+            # smaller's pixel (u, v) is photo pixel (left + (u + 0.5) / fx - 0.5, top + (v + 0.5) / fy - 0.5)
             to_region = np.array([[1 / fx, 0, left + 0.5 / fx - 0.5], [0, 1 / fy, top + 0.5 / fy - 0.5], [0, 0, 1]])
-            photo, matrix = shrunk, matrix @ to_region
+            photo, matrix = smaller, matrix @ to_region
     return cv2.warpAffine(photo, matrix, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
