@@ -402,18 +402,16 @@ def explorer_tab(pipeline: FacePipeline, activity) -> ExplorerTab:
                     reset = gr.Button("Reset sliders")
                 if EXAMPLES:
                     gr.Examples(EXAMPLES, inputs=[photo])
-        attribute_sliders = {}
+        def attribute_slider(name: str) -> gr.Slider:
+            return gr.Slider(-3, 3, value=0, step=0.1, label=attribute_label(name)[0], min_width=260)
+
         with gr.Group():
             gr.Markdown("**Attributes** (one step: the difference between faces without and with it)")
             with gr.Row():
-                for name in attributes[:FIRST_ATTRIBUTE_SLIDERS]:
-                    attribute_sliders[name] = gr.Slider(-3, 3, value=0, step=0.1, label=attribute_label(name)[0],
-                                                        min_width=260)
+                attribute_sliders = {name: attribute_slider(name) for name in attributes[:FIRST_ATTRIBUTE_SLIDERS]}
         if len(attributes) > FIRST_ATTRIBUTE_SLIDERS:
             with gr.Accordion("More attributes", open=False), gr.Row():
-                for name in attributes[FIRST_ATTRIBUTE_SLIDERS:]:
-                    attribute_sliders[name] = gr.Slider(-3, 3, value=0, step=0.1, label=attribute_label(name)[0],
-                                                        min_width=260)
+                attribute_sliders.update({name: attribute_slider(name) for name in attributes[FIRST_ATTRIBUTE_SLIDERS:]})
         with gr.Accordion("Advanced: principal directions and raw latent dimensions", open=False):
             with gr.Row():
                 with gr.Column():

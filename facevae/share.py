@@ -20,13 +20,22 @@ class ShareError(ValueError):
     """A share link that cannot be read; the message says so for the person who opened it."""
 
 
+def to_text(data: bytes) -> str:
+    """URL-safe base64 without its padding (the "=" would need escaping in a link)."""
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+def from_text(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
 def latent_text(z: torch.Tensor) -> str:
     """A latent as float16 bytes in base64: about three significant digits, far finer than a slider step."""
-    return base64.urlsafe_b64encode(z.detach().to(torch.float16).numpy().tobytes()).decode().rstrip("=")
+    return to_text(z.detach().to(torch.float16).numpy().tobytes())
 
 
 def text_latent(text: str, latent_dim: int) -> torch.Tensor:
-    raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    raw = from_text(text)
     if len(raw) != 2 * latent_dim:
         raise ShareError(f"this link's face has {len(raw) // 2} numbers; these weights need {latent_dim}")
     z = torch.from_numpy(np.frombuffer(raw, dtype=np.float16).astype(np.float32))
@@ -36,8 +45,7 @@ def text_latent(text: str, latent_dim: int) -> torch.Tensor:
 
 
 def encode_state(state: dict) -> str:
-    packed = zlib.compress(json.dumps(state, separators=(",", ":")).encode(), 9)
-    return base64.urlsafe_b64encode(packed).decode().rstrip("=")
+    return to_text(zlib.compress(json.dumps(state, separators=(",", ":")).encode(), 9))
 
 
 def decode_state(text: str) -> dict:
@@ -45,8 +53,7 @@ def decode_state(text: str) -> dict:
     if not text or len(text) > MAX_LINK_CHARS:
         raise ShareError("this share link is empty or too long")
     try:
-        packed = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-        state = json.loads(zlib.decompressobj().decompress(packed, 64 * 1024))
+        state = json.loads(zlib.decompressobj().decompress(from_text(text), 64 * 1024))
     except (ValueError, zlib.error) as error:
         raise ShareError("this share link is damaged (it may have been cut off when it was copied)") from error
     if not isinstance(state, dict) or "tab" not in state:
