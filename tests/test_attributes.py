@@ -1,17 +1,20 @@
 """Named attribute directions: the fitting on synthetic latents, the shipped directions, and
-(where CelebA sits beside the repository, as in CI) an edit of a real held-out face."""
+(where CelebA sits beside the repository, as in CI) an edit of a real held-out face; the reader
+that train.measure_age measures age with."""
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from PIL import Image
+from PIL import Image, ImageFilter
 
-from facevae import crop_celeba, load_model, to_tensor
+from facevae import align_face, crop_celeba, load_model, to_tensor
 from facevae.latent import LatentStats
 from train.attributes import Labels, conditional_direction, fit_attributes, identity_split, read_labels
+from train.measure_age import face_descriptors
 
-CELEBA = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "celeba"
+ROOT = Path(__file__).resolve().parent.parent
+CELEBA = ROOT.parent / "shared" / "data" / "celeba"
 
 
 def test_conditional_directions_are_orthogonal_to_what_is_held_fixed():
@@ -99,3 +102,17 @@ def test_a_held_out_face_smiles_more_after_a_smile_edit_as_its_image_shows():
 
         before, after = read(z), read(z + 1.5 * stats.attribute_direction("Smiling"))
     assert (after > before).float().mean() >= 0.9 and (after - before).mean() > 0.2
+
+
+def test_the_attribute_reader_tells_people_apart_whatever_the_blur_or_side():
+    """train.measure_age reads attributes from images with dlib's face descriptors: a face's
+    mirror image and a blurred copy stay nearer to it than another person's face is."""
+    examples = ROOT / "assets" / "examples"
+    faces = [align_face(examples / name)[0] for name in ["astronaut.jpg", "grace_hopper.jpg"]]
+    copies = ([f.transpose(Image.Transpose.FLIP_LEFT_RIGHT) for f in faces]
+              + [f.filter(ImageFilter.GaussianBlur(1.5)) for f in faces])
+    d = face_descriptors(np.stack([np.asarray(f) for f in faces + copies]))
+    distance = np.linalg.norm(d[:, None] - d[None], axis=2)
+    other_person = distance[0, 1]
+    for face, mirror, blurred in [(0, 2, 4), (1, 3, 5)]:
+        assert distance[face, mirror] < other_person / 2 and distance[face, blurred] < other_person * 0.75
