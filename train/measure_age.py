@@ -1,6 +1,6 @@
-"""How much of what CelebA's attributes describe the model keeps: each attribute read from the
-128×128 crops the VAE sees and from their reconstructions by dlib's face descriptor network (a
-reader independent of the VAE), and from the posterior means by a linear and an RBF classifier.
+"""How much of CelebA's attributes the model keeps: each attribute read from the 128×128 crops
+the VAE sees and from their reconstructions by dlib's face descriptor network (a reader
+independent of the VAE), and from the posterior means by a linear and an RBF classifier.
 Fitted on the labelled people train.attributes fits on, scored (AUC) on the people it holds out.
 
     python -m train.measure_age --model assets/facevae-celeba-128 --data ../shared/data/celeba
