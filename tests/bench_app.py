@@ -9,8 +9,8 @@ no-op event (/ping: Gradio's own round trip on this machine); an explorer slider
 transfers; the work, a face search that finds nothing, on a tiny image); 16 random faces (one
 grid PNG, and as a gallery of 16 files), with two client settings (see CLIENTS); 8 concurrent
 clients × 50 mixed requests, with the message of every failure. Targets are on the time our
-work adds above the no-op's. First, in this process: face detection plus landmarks on the decoded 12 MP selfie, and the
-live mirror's frames per second on 640×480 webcam-sized frames.
+work adds above the no-op's. First, in this process: face detection plus landmarks on the
+decoded 12 MP selfie, and the live mirror's frames per second on 640×480 webcam-sized frames.
 """
 from __future__ import annotations
 
