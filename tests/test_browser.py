@@ -165,9 +165,15 @@ def test_smile_slider_edits_the_face_and_its_share_link_reopens_it(page, shots, 
 
 
 def image_pixels(page, selector: str) -> list[int]:
-    """The RGBA values of a shown image, read through a canvas."""
-    return page.evaluate(f"""() => {{
-        const img = document.querySelector({selector!r});
+    """The RGBA values of a shown image, read through a canvas.
+
+    The image is loaded afresh from the element's current address and decoded before it is
+    read: a streamed image may be between two frames, its element not yet holding pixels.
+    """
+    return page.evaluate(f"""async () => {{
+        const img = new Image();
+        img.src = document.querySelector({selector!r}).src;
+        await img.decode();
         const c = document.createElement('canvas'); c.width = img.naturalWidth; c.height = img.naturalHeight;
         const g = c.getContext('2d'); g.drawImage(img, 0, 0);
         return Array.from(g.getImageData(0, 0, c.width, c.height).data);
