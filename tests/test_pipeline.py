@@ -1,5 +1,6 @@
 """FacePipeline: its speed-ups keep the results (channels_last decoding, OpenCV's PNG writer); the live mirror."""
 import io
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
@@ -7,6 +8,8 @@ from PIL import Image
 from facevae import load_model
 from facevae.pipeline import FacePipeline, jpeg_bytes, png_bytes
 from facevae.preprocess import to_image
+
+ASTRONAUT = Path(__file__).resolve().parent.parent / "assets" / "examples" / "astronaut.jpg"
 
 
 def test_the_pipeline_decodes_the_same_faces_as_the_model():
@@ -30,7 +33,7 @@ def test_png_bytes_is_lossless_and_jpeg_bytes_keeps_the_size():
 
 def test_the_live_mirror_follows_a_face_across_frames():
     pipeline = FacePipeline(load_model())
-    face = np.asarray(Image.open("assets/examples/astronaut.jpg").convert("RGB").resize((360, 360)))
+    face = np.asarray(Image.open(ASTRONAUT).convert("RGB").resize((360, 360)))
     frames = []
     for shift in range(0, 100, 20):  # the person moves right across a 640×480 webcam frame
         frame = np.full((480, 640, 3), 100, np.uint8)

@@ -9,6 +9,7 @@ The Younger slider falls short of its target (README); this measures why: where 
 age far better than the reconstructions do, no direction in the latent can move it further.
 """
 import argparse
+import functools
 from pathlib import Path
 
 import dlib
@@ -31,11 +32,17 @@ DESCRIBE_SIDE = 256  # the crops upscaled: dlib's landmarks and descriptor want 
 CENTRE_BOX = dlib.rectangle(40, 60, 216, 236)  # where the face sits in a CelebA crop at 256 px
 
 
+@functools.cache
+def descriptor_models() -> tuple:
+    """dlib's HOG detector, 68-point landmark predictor and face descriptor network, loaded once."""
+    return (dlib.get_frontal_face_detector(), dlib.shape_predictor(model_file(PREDICTOR_FILE)),
+            dlib.face_recognition_model_v1(model_file(DESCRIPTOR_FILE)))
+
+
 def face_descriptors(images: np.ndarray) -> np.ndarray:
     """N×128 dlib face descriptors of N×H×W×3 uint8 face crops: the HOG detector's box, or the
     centre where it finds none (blurred reconstructions)."""
-    detector, predictor = dlib.get_frontal_face_detector(), dlib.shape_predictor(model_file(PREDICTOR_FILE))
-    network = dlib.face_recognition_model_v1(model_file(DESCRIPTOR_FILE))
+    detector, predictor, network = descriptor_models()
     out = np.zeros((len(images), 128), np.float32)
     for i, image in enumerate(images):
         big = np.asarray(Image.fromarray(image).resize((DESCRIBE_SIDE, DESCRIBE_SIDE), Image.BICUBIC))
