@@ -21,6 +21,7 @@ class LossTerms:
     total: torch.Tensor  # what is minimised: reconstruction + beta * kl_weight * kl
     reconstruction: torch.Tensor  # per image, summed over pixels
     kl: torch.Tensor  # per image, summed over latent dimensions
+    identity: torch.Tensor | None = None  # 1 − cosine of identity embeddings, when trained for it
 
 
 def kl_divergence(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
@@ -28,8 +29,10 @@ def kl_divergence(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     return 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar).sum(dim=1)
 
 
-def reconstruction_loss(logits: torch.Tensor, x: torch.Tensor, kind: str) -> torch.Tensor:
-    """Per-image reconstruction loss, summed over pixels.
+def reconstruction_loss(logits: torch.Tensor, x: torch.Tensor, kind: str,
+                        pixel_weights: torch.Tensor | None = None) -> torch.Tensor:
+    """Per-image reconstruction loss, summed over pixels (each weighted by pixel_weights, a map
+    of mean 1 broadcast over the batch and channels, when given: see face_weights).
 
     bce: Bernoulli likelihood on the decoder logits (binary_cross_entropy_with_logits is fused
          and numerically safe). mse, l1: on sigmoid(logits).
@@ -37,23 +40,35 @@ def reconstruction_loss(logits: torch.Tensor, x: torch.Tensor, kind: str) -> tor
          shared variance σ² = the batch's MSE: D/2·log(2πσ²) + D/2 nats per image. It weighs
          reconstruction against KL by how well the model currently reconstructs.
     """
+    w = 1.0 if pixel_weights is None else pixel_weights
     if kind == "bce":
-        return F.binary_cross_entropy_with_logits(logits, x, reduction="none").flatten(1).sum(1)
+        return (w * F.binary_cross_entropy_with_logits(logits, x, reduction="none")).flatten(1).sum(1)
     y = torch.sigmoid(logits)
     if kind == "mse":
-        return (y - x).pow(2).flatten(1).sum(1)
+        return (w * (y - x).pow(2)).flatten(1).sum(1)
     if kind == "l1":
-        return (y - x).abs().flatten(1).sum(1)
+        return (w * (y - x).abs()).flatten(1).sum(1)
     if kind == "gaussian":
-        sq = (y - x).pow(2).flatten(1)
+        sq = (w * (y - x).pow(2)).flatten(1)
         variance = sq.mean().detach().clamp_min(1e-6)
         return 0.5 * (sq / variance + math.log(2 * math.pi) + variance.log()).sum(1)
     raise ValueError(f"reconstruction must be one of {RECONSTRUCTIONS}, got {kind!r}")
 
 
-def vae_loss(logits, x, mu, logvar, reconstruction: str = "bce", beta: float = 1.0, kl_weight: float = 1.0) -> LossTerms:
+def face_weights(size: int, weight: float, box: tuple[int, int, int, int] = (32, 44, 96, 108)) -> torch.Tensor:
+    """A 1×1×size×size map of mean 1 that weighs the pixels of the inner face `weight` times as
+    much as the rest. CelebA is aligned, so the eyes, nose and mouth, which carry who a person
+    is, sit inside the same box from the brows to below the mouth (left, top, right, bottom, in a 128-px crop) in every image."""
+    left, top, right, bottom = (round(v * size / 128) for v in box)
+    w = torch.ones(1, 1, size, size)
+    w[..., top:bottom, left:right] = weight
+    return w / w.mean()
+
+
+def vae_loss(logits, x, mu, logvar, reconstruction: str = "bce", beta: float = 1.0, kl_weight: float = 1.0,
+             pixel_weights: torch.Tensor | None = None) -> LossTerms:
     """Batch means of the per-image terms; kl_weight is the warm-up factor in [0, 1]."""
-    rec = reconstruction_loss(logits, x, reconstruction).mean()
+    rec = reconstruction_loss(logits, x, reconstruction, pixel_weights).mean()
     kl = kl_divergence(mu, logvar).mean()
     return LossTerms(rec + beta * kl_weight * kl, rec, kl)
 

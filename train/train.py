@@ -16,6 +16,7 @@ import math
 import os
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +29,8 @@ from tqdm import tqdm
 
 from facevae import FaceVAE
 from facevae.data import cache_images, find_splits
-from facevae.losses import RECONSTRUCTIONS, kl_warmup, vae_loss
+from facevae.identity import IDENTITY_NET_FILE, identity_loss, load_identity_net
+from facevae.losses import RECONSTRUCTIONS, face_weights, kl_warmup, vae_loss
 from facevae.metrics import mse, psnr, ssim
 from facevae.preprocess import images_to_tensor, to_grid, uint8_to_tensor
 
@@ -46,6 +48,9 @@ CONFIG = dict(
     image_size=128,
     reconstruction="bce",  # one of facevae.losses.RECONSTRUCTIONS
     beta=1.0,
+    identity_weight=0.0,  # nats per image for 1 − cos of the identity net's embeddings of photo and reconstruction
+    identity_net="",  # the identity network's safetensors (default: the package's facevae/identity_net.safetensors)
+    face_weight=1.0,  # the inner face's pixels weigh this many times the others in the reconstruction term
     kl_warmup_steps=0,  # KL weight rises linearly from 0 to 1 over these steps
     max_steps=0,  # stop after this many optimizer steps (0: run all epochs)
     max_minutes=0.0,  # stop after this much training time (0: no limit)
@@ -70,7 +75,8 @@ PRECISIONS = ("auto", "fp32", "bf16")
 # Xeons) or AVX512-BF16 (Cooper Lake, Zen 4). Without them oneDNN emulates bf16 and it is slower.
 CPU_BF16_FLAGS = ("amx_bf16", "avx512_bf16")
 
-LOG_FIELDS = ["epoch", "step", "train_loss", "train_reconstruction", "train_kl", "val_loss", "val_reconstruction",
+LOG_FIELDS = ["epoch", "step", "train_loss", "train_reconstruction", "train_kl", "train_identity", "val_loss",
+              "val_reconstruction",
               "val_kl", "val_mse", "val_psnr", "val_ssim", "images_per_second", "minutes"]
 
 
@@ -148,7 +154,26 @@ def learning_rate(cfg, step: int, total_steps: int) -> float:
     return cfg.lr * (cfg.lr_final_ratio + (1 - cfg.lr_final_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
-def training_step(model, optimizer, batch_uint8: torch.Tensor, reconstruction: str, beta: float, kl_weight: float,
+@dataclass
+class Objective:
+    """What a training step minimises: reconstruction (weighted by pixel_weights) + β·KL
+    (× the warm-up factor), + identity_weight × the identity loss when an identity net is given."""
+    reconstruction: str
+    beta: float
+    pixel_weights: torch.Tensor | None = None
+    identity_net: torch.nn.Module | None = None
+    identity_weight: float = 0.0
+
+
+def make_objective(cfg, device: torch.device) -> Objective:
+    identity_net = None
+    if cfg.identity_weight:
+        identity_net = load_identity_net(Path(cfg.identity_net or IDENTITY_NET_FILE)).to(device)
+    pixel_weights = face_weights(cfg.image_size, cfg.face_weight).to(device) if cfg.face_weight != 1.0 else None
+    return Objective(cfg.reconstruction, cfg.beta, pixel_weights, identity_net, cfg.identity_weight)
+
+
+def training_step(model, optimizer, batch_uint8: torch.Tensor, objective: Objective, kl_weight: float,
                   dtype: torch.dtype | None = None, scaler: torch.amp.GradScaler | None = None, jitter: bool = False,
                   flip: bool = False):
     """One optimizer step on an N×H×W×3 uint8 batch. Returns the loss terms (not yet stepped
@@ -163,7 +188,13 @@ def training_step(model, optimizer, batch_uint8: torch.Tensor, reconstruction: s
         x = random_similarity(x)
     with torch.autocast(x.device.type, dtype=dtype, enabled=dtype is not None):
         logits, mu, logvar = model(x)
-    terms = vae_loss(logits.float(), x, mu.float(), logvar.float(), reconstruction, beta, kl_weight)
+    terms = vae_loss(logits.float(), x, mu.float(), logvar.float(), objective.reconstruction, objective.beta,
+                     kl_weight, objective.pixel_weights)
+    if objective.identity_net is not None:
+        with torch.no_grad():
+            target = objective.identity_net(x)
+        terms.identity = identity_loss(objective.identity_net, torch.sigmoid(logits.float()), target).mean()
+        terms.total = terms.total + objective.identity_weight * terms.identity
     if not torch.isfinite(terms.total):
         return terms
     optimizer.zero_grad(set_to_none=True)
@@ -241,6 +272,7 @@ def main(argv=None) -> FaceVAE:
         total_steps = min(total_steps, cfg.max_steps)
 
     step, trained_seconds = 0, 0.0
+    objective = make_objective(cfg, device)
     dtype = autocast_dtype(cfg.precision, device)
     checkpoint_path = out / "checkpoint.pt"
     if cfg.resume and checkpoint_path.is_file():
@@ -281,20 +313,22 @@ def main(argv=None) -> FaceVAE:
         sampler.set_epoch(epoch)
         order = torch.tensor(list(sampler))[: steps_per_epoch * cfg.batch_size].view(steps_per_epoch, cfg.batch_size)
         model.train()
-        sums, seen, rate, epoch_start = torch.zeros(3), 0, 0.0, time.perf_counter()
+        sums, seen, rate, epoch_start = torch.zeros(4), 0, 0.0, time.perf_counter()
         bar = tqdm(range(batch_in_epoch, steps_per_epoch), desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not is_main,
                    initial=batch_in_epoch, total=steps_per_epoch, mininterval=1 if sys.stderr.isatty() else 60)
         for batch_index in bar:
             batch = train_images[order[batch_index].sort().values].to(device, non_blocking=True)
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate(cfg, step, total_steps)
-            terms = training_step(ddp_model, optimizer, batch, cfg.reconstruction, cfg.beta,
-                                  kl_warmup(step, cfg.kl_warmup_steps), dtype, scaler, cfg.jitter, cfg.flip)
+            terms = training_step(ddp_model, optimizer, batch, objective, kl_warmup(step, cfg.kl_warmup_steps), dtype,
+                                  scaler, cfg.jitter, cfg.flip)
             if not torch.isfinite(terms.total):
                 sys.exit(f"loss became {terms.total.item()} at step {step} (epoch {epoch + 1}); stopping. "
                          f"The last good checkpoint, {checkpoint_path}, is untouched: try a lower --lr.")
             step += 1
-            sums += torch.stack([terms.total.detach(), terms.reconstruction.detach(), terms.kl.detach()]).cpu()
+            identity = terms.identity if terms.identity is not None else torch.tensor(float("nan"))
+            sums += torch.stack([terms.total.detach(), terms.reconstruction.detach(), terms.kl.detach(),
+                                 identity.detach()]).cpu()
             seen += 1
             rate = seen * cfg.batch_size * world / (time.perf_counter() - epoch_start)
             bar.set_postfix(loss=f"{terms.total.item():.0f}", rec=f"{terms.reconstruction.item():.0f}",
@@ -398,6 +432,8 @@ def evaluate(model, images, cfg, device, batch_size: int = 250) -> dict[str, flo
 def report_epoch(model, val_set, cfg, out: Path, epoch: int, step: int, train_means, rate, seconds, device) -> None:
     row = dict(epoch=epoch, step=step, train_loss=train_means[0], train_reconstruction=train_means[1],
                train_kl=train_means[2], images_per_second=rate, minutes=seconds / 60)
+    if not math.isnan(train_means[3]):
+        row["train_identity"] = train_means[3]
     if val_set is not None:
         images = val_set.array[: cfg.val_images or None]
         row.update(evaluate(model, images, cfg, device))

@@ -1,0 +1,66 @@
+"""Identity: dlib's verdict (the measure), the identity network (the loss), and refining a
+photo's latent at upload with both in their places."""
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from facevae import align_face, load_model
+from facevae.identity import SAME_PERSON, face_descriptors, identity_scores, load_identity_net
+from facevae.pipeline import FacePipeline
+from facevae.preprocess import images_to_tensor
+from facevae.refine import Refinement, refine_latents
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "assets" / "examples"
+
+
+@pytest.fixture(scope="module")
+def example_faces() -> np.ndarray:
+    """The two example photos (Grace Hopper, the astronaut), aligned: 2×128×128×3 uint8."""
+    return np.stack([np.asarray(align_face(EXAMPLES / name)[0]) for name in ("grace_hopper.jpg", "astronaut.jpg")])
+
+
+def test_dlib_calls_a_face_and_its_mirror_the_same_person_and_two_people_not(example_faces):
+    photos = face_descriptors(example_faces)
+    mirrors = face_descriptors(np.ascontiguousarray(example_faces[:, :, ::-1]))
+    assert np.linalg.norm(photos - mirrors, axis=1).max() < SAME_PERSON
+    assert np.linalg.norm(photos[0] - photos[1]) > SAME_PERSON
+    scores = identity_scores(photos, mirrors)
+    assert scores["same_person"] == 1.0 and scores["rank1"] == 1.0
+    assert identity_scores(photos, mirrors[::-1])["same_person"] == 0.0  # each mirror against the other person
+
+
+def test_the_identity_network_ships_in_the_package_and_tells_the_two_people_apart(example_faces):
+    net = load_identity_net()
+    x = images_to_tensor(example_faces)
+    with torch.no_grad():
+        photos, mirrors = net(x), net(x.flip(3))
+    assert photos.shape == (2, 128) and torch.allclose(photos.norm(dim=1), torch.ones(2), atol=1e-5)
+    own, other = (photos * mirrors).sum(1), (photos * mirrors.flip(0)).sum(1)
+    assert (own > other).all()
+
+
+def test_refinement_lowers_the_loss_it_optimises_and_stops_at_its_step_limit(example_faces):
+    model = load_model().requires_grad_(False)
+    x = images_to_tensor(example_faces)
+    with torch.no_grad():
+        z0 = model.encode(x)[0]
+    steps = []
+    settings = Refinement(steps=6)
+    z, losses = refine_latents(model, x, z0, settings, load_identity_net(), lambda step, loss: steps.append(step))
+    assert steps == list(range(1, 7)) and len(losses) == 7
+    assert losses[-1] < losses[0]
+    assert z.shape == z0.shape and not torch.equal(z, z0)
+
+
+def test_each_example_reconstruction_is_nearer_its_own_photo_than_the_others(example_faces):
+    """Grace Hopper's encoder reconstruction was nearer to the astronaut, by dlib; refined, each
+    reconstruction is its own person's."""
+    pipeline = FacePipeline(load_model())
+    results = [pipeline.refined_reconstruction(pipeline.reconstruct(EXAMPLES / name))
+               for name in ("grace_hopper.jpg", "astronaut.jpg")]
+    photos = face_descriptors(example_faces)
+    reconstructions = face_descriptors(np.stack([np.asarray(r.reconstruction) for r in results]))
+    distances = np.linalg.norm(reconstructions[:, None] - photos[None], axis=2)
+    assert distances[0, 0] < distances[0, 1] and distances[1, 1] < distances[1, 0], distances
