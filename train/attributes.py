@@ -218,8 +218,7 @@ def report(fit: AttributeFit, change: np.ndarray) -> str:
 
 def main() -> None:
     from facevae import load_model
-    from facevae.data import cache_images
-    from train.latent_stats import encode_all
+    from facevae.data import cache_images, encode_all
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", required=True)

@@ -1,7 +1,7 @@
 """The model card's pictures: samples from both priors, reconstructions of the example photos
 (public domain: no CelebA image may be shipped with the weights), and the attribute edits.
 
-    python -m train.card_images --model assets/facevae-celeba-128
+    python -m train.studies.card_images --model assets/facevae-celeba-128
 """
 import argparse
 from pathlib import Path
@@ -13,7 +13,7 @@ from facevae import align_face, load_model, to_tensor
 from facevae.latent import attribute_label, attribute_order
 from facevae.preprocess import to_grid
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "assets" / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "assets" / "examples"
 EDIT_STEPS = (-2, -1, 0, 1, 2)
 EDIT_FACE_SIZE = 96  # the edit grid has a row per attribute: smaller faces keep it readable
 
