@@ -5,8 +5,9 @@ Fitted on the labelled people train.attributes fits on, scored (AUC) on the peop
 
     python -m train.studies.measure_age --model assets/facevae-celeba-128 --data ../shared/data/celeba
 
-The Younger slider falls short of its target (README); this measures why: where the photos tell
-age far better than the reconstructions do, no direction in the latent can move it further.
+The Younger slider falls short of its target (docs/attributes.md); this measures why: where
+the photos tell age far better than the reconstructions do, no direction in the latent can move
+it further.
 """
 import argparse
 import functools
