@@ -22,7 +22,8 @@ def test_the_morph_loops_through_mixture_faces_and_fits_in_a_small_gif(tmp_path)
     first = model.latent_stats.sample_mixture(6, 0.8, torch.Generator().manual_seed(7))[:2]
     expected = to_grid(model.decode(first), columns=2, padding=0).resize(frames[0].size, Image.Resampling.LANCZOS)
     assert np.abs(np.asarray(frames[0], float) - np.asarray(expected, float)).max() <= 1
-    steps = [np.abs(np.asarray(a, float) - np.asarray(b, float)).mean() for a, b in zip(frames, frames[1:] + frames[:1])]
+    pixels = [np.asarray(frame, float) for frame in frames]
+    steps = [np.abs(a - b).mean() for a, b in zip(pixels, pixels[1:] + pixels[:1])]
     assert min(steps) > 0.5 and max(steps) < 12 * np.median(steps)  # it moves, with no jump where the loop closes
     save_gif(frames, tmp_path / "morph.gif")
     gif = Image.open(tmp_path / "morph.gif")

@@ -29,7 +29,8 @@ def venv_python(tmp_path_factory) -> Path:
     tmp = tmp_path_factory.mktemp("package")
     source = tmp / "source"
     shutil.copytree(ROOT, source, ignore=LEFT_BEHIND)  # an in-tree build writes build/ beside the sources
-    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", tmp / "venv"], check=True, timeout=120)
+    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", tmp / "venv"], check=True,
+                   timeout=120)
     python = tmp / "venv" / "bin" / "python"
     result = subprocess.run([python, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--no-index",
                              source], capture_output=True, text=True, timeout=300)
@@ -63,8 +64,8 @@ print(facevae.__file__, TEMPLATE_FILE.is_file(), model.source, len(model.latent_
 
 
 def test_the_package_depends_on_requirements_txt_exactly(venv_python, tmp_path):
-    declared = run_elsewhere(venv_python, "from importlib.metadata import requires\nprint(*requires('facevae'), sep='\\n')",
-                             tmp_path).splitlines()
+    code = "from importlib.metadata import requires\nprint(*requires('facevae'), sep='\\n')"
+    declared = run_elsewhere(venv_python, code, tmp_path).splitlines()
     assert sorted(declared) == sorted(requirement_lines(ROOT / "requirements.txt"))
 
 
@@ -76,8 +77,9 @@ def local_imports(path: Path, package: str, modules: set[str]) -> set[str]:
             names = [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
             base = node.module or ""
-            if node.level:
-                base = ".".join([*package.split(".")[: len(package.split(".")) - node.level + 1], *filter(None, [base])])
+            if node.level:  # relative: `from .data import x` in facevae is facevae.data
+                parts = package.split(".")
+                base = ".".join([*parts[: len(parts) - node.level + 1], *([base] if base else [])])
             names = [base, *(f"{base}.{alias.name}" for alias in node.names)]
         else:
             continue
