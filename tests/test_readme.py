@@ -10,13 +10,11 @@ import shlex
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-from readme_blocks import DOCUMENTS, MARKERS, README, readme_blocks
+from readme_blocks import DOCUMENTS, MARKERS, README, ROOT, readme_blocks
 
-ROOT = Path(__file__).resolve().parent.parent
 BLOCKS = readme_blocks()
 CHECKED = [b for b in BLOCKS if b.marker in ("needs-network", "needs-data", "by-hand")]
 README_LIMIT = 12_000  # characters: read in two minutes; the studies live in docs/
