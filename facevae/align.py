@@ -7,7 +7,7 @@ landmarks, and a least-squares similarity (rotation, uniform scale, shift) maps 
 (eye centres, nose tip, mouth corners, as CelebA used) onto their mean position on CelebA's
 aligned training images. The landmarks are then placed again, twice, on the face warped into
 that frame, upright and at CelebA's size, which is where the template was measured
-(`python -m train.calibrate_align` writes celeba_landmarks.json beside this file), and the
+(`python -m train.studies.calibrate_align` writes celeba_landmarks.json beside this file), and the
 face is cut as crop_celeba cuts a training image.
 
 Model files: dlib's HOG detector is built into dlib; the shape predictor and the CNN detector

@@ -2,7 +2,8 @@
 
 Two CPU cores cannot afford to decode and resize every JPEG every epoch, so each split is
 decoded once through crop_celeba into an N×H×W×3 uint8 .npy file, keyed by the file list and
-the preprocessing, and memory-mapped afterwards.
+the preprocessing, and memory-mapped afterwards; encode_all gives the posterior means of such an
+array (the latent statistics, the attribute directions and the studies fit on them).
 """
 from __future__ import annotations
 
@@ -16,9 +17,10 @@ from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image
 
-from .preprocess import IMAGE_SIZE, crop_celeba, upright
+from .preprocess import IMAGE_SIZE, crop_celeba, images_to_tensor, upright
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +88,17 @@ def cache_images(files: list[Path], size: int = IMAGE_SIZE, cache_dir: str | Pat
     index = json.loads(index_path.read_text())
     array = np.load(array_path, mmap_mode="r")[: len(index["files"])]
     return CachedImages(array, index["files"], index["skipped"])
+
+
+@torch.no_grad()
+def encode_all(model, images: np.ndarray, batch_size: int = 500) -> tuple[torch.Tensor, torch.Tensor]:
+    """Posterior means and log-variances of N×H×W×3 uint8 images (a CachedImages array)."""
+    mus, logvars = [], []
+    for start in range(0, len(images), batch_size):
+        mu, logvar = model.encode(images_to_tensor(images[start:start + batch_size]))
+        mus.append(mu)
+        logvars.append(logvar)
+    return torch.cat(mus), torch.cat(logvars)
 
 
 def _cache_key(files: list[Path], size: int) -> str:

@@ -1,4 +1,5 @@
-"""Where weights come from: a local folder, a Hub repo, or the default bundled in assets/."""
+"""Where weights come from: a local folder, a Hub repo, or the default bundled in assets/
+(facevae/bundled in an installed package)."""
 from __future__ import annotations
 
 import logging
@@ -15,7 +16,11 @@ from .model import FaceVAE
 
 log = logging.getLogger(__name__)
 
-BUNDLED_MODEL = Path(__file__).resolve().parent.parent / "assets" / "facevae-celeba-128"
+BUNDLED_NAME = "facevae-celeba-128"
+# The default weights: assets/ in the repository, or facevae/bundled where pip installed the
+# package (pyproject.toml copies the same files there).
+_IN_REPOSITORY = Path(__file__).resolve().parent.parent / "assets" / BUNDLED_NAME
+BUNDLED_MODEL = _IN_REPOSITORY if _IN_REPOSITORY.is_dir() else Path(__file__).resolve().parent / "bundled"
 MODEL_ENV = "FACEVAE_MODEL"  # a Hub repo id (or folder) to prefer over the bundled weights
 HUB_TIMEOUT_SECONDS = 5.0
 
@@ -35,7 +40,7 @@ def load_model(source: str | os.PathLike | None = None, device: str | torch.devi
         except Exception as error:
             log.warning("could not load %s (%s); using the bundled weights in %s", preferred, error, BUNDLED_MODEL)
             model = _load(BUNDLED_MODEL, device)
-            model.source = f"bundled weights ({BUNDLED_MODEL.name}); {preferred} could not be loaded"
+            model.source = f"bundled weights ({BUNDLED_NAME}); {preferred} could not be loaded"
             return model
     return _load(BUNDLED_MODEL, device)
 
@@ -43,7 +48,7 @@ def load_model(source: str | os.PathLike | None = None, device: str | torch.devi
 def _load(source: str | os.PathLike, device) -> FaceVAE:
     model = FaceVAE.from_pretrained(str(source), map_location=str(device))
     model.latent_stats = LatentStats.find(source)
-    model.source = f"bundled weights ({BUNDLED_MODEL.name})" if Path(source) == BUNDLED_MODEL else str(source)
+    model.source = f"bundled weights ({BUNDLED_NAME})" if Path(source) == BUNDLED_MODEL else str(source)
     return model.eval().to(device)
 
 

@@ -174,7 +174,7 @@ def test_concurrent_requests_align_alike(celeba_like):
 
 @pytest.mark.skipif(not CELEBA.is_dir(), reason="the CelebA data is not on this machine")
 def test_the_template_script_reproduces_the_shipped_template(tmp_path):
-    from train.calibrate_align import main
+    from train.studies.calibrate_align import main
 
     fresh = main(["--data", str(CELEBA), "--images", "300", "--out", str(tmp_path / "template.json")])
     shipped = json.loads(TEMPLATE_FILE.read_text())
@@ -189,7 +189,7 @@ def test_real_celeba_faces_rolled_in_photos_are_framed_as_crop_celeba():
     from facevae import to_tensor
     from facevae.data import find_splits
     from facevae.metrics import psnr
-    from train.measure_align import photo_with
+    from train.studies.measure_align import photo_with
 
     rng = np.random.default_rng(1)
     scores, files = [], find_splits(CELEBA)["val"][5::150]

@@ -1,6 +1,6 @@
 """Named attribute directions: the fitting on synthetic latents, the shipped directions, and
 (where CelebA sits beside the repository, as in CI) an edit of a real held-out face; the reader
-that train.measure_age measures age with."""
+that train.studies.measure_age measures age with."""
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +11,7 @@ from PIL import Image, ImageFilter
 from facevae import align_face, crop_celeba, load_model, to_tensor
 from facevae.latent import LatentStats
 from train.attributes import Labels, conditional_direction, fit_attributes, identity_split, read_labels
-from train.measure_age import face_descriptors
+from train.studies.measure_age import face_descriptors
 
 ROOT = Path(__file__).resolve().parent.parent
 CELEBA = ROOT.parent / "shared" / "data" / "celeba"
@@ -105,7 +105,7 @@ def test_a_held_out_face_smiles_more_after_a_smile_edit_as_its_image_shows():
 
 
 def test_the_attribute_reader_tells_people_apart_whatever_the_blur_or_side():
-    """train.measure_age reads attributes from images with dlib's face descriptors: a face's
+    """train.studies.measure_age reads attributes from images with dlib's face descriptors: a face's
     mirror image and a blurred copy stay nearer to it than another person's face is."""
     examples = ROOT / "assets" / "examples"
     faces = [align_face(examples / name)[0] for name in ["astronaut.jpg", "grace_hopper.jpg"]]

@@ -1,26 +1,27 @@
-"""Every code block of README.md runs here, or, where it needs the network, the data or hours,
-is checked: its Python compiles and every command, subcommand and --flag it uses exists."""
+"""Every code block of README.md and docs/*.md runs here, or, where it needs the network, the
+data or hours, is checked: its Python compiles and every command, subcommand and --flag it uses
+exists. And the README stays short, with its picture, its links and the docs it points to."""
 from __future__ import annotations
 
 import functools
 import os
+import re
 import shlex
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-from readme_blocks import MARKERS, readme_blocks
+from readme_blocks import DOCUMENTS, MARKERS, README, ROOT, readme_blocks
 
-ROOT = Path(__file__).resolve().parent.parent
 BLOCKS = readme_blocks()
-CHECKED = [b for b in BLOCKS if b.marker in ("needs-network", "needs-data")]
+CHECKED = [b for b in BLOCKS if b.marker in ("needs-network", "needs-data", "by-hand")]
+README_LIMIT = 12_000  # characters: read in two minutes; the studies live in docs/
 
 
 def test_every_block_is_python_or_bash_and_says_how_it_is_tested():
-    assert len(BLOCKS) >= 5
+    assert len(BLOCKS) >= 5 and {README} < {b.document for b in BLOCKS}  # docs/ has blocks too
     for block in BLOCKS:
         assert block.language in ("python", "bash"), block
         assert block.marker in MARKERS, f"{block}: unknown marker {block.marker!r}"
@@ -54,7 +55,7 @@ def flags(words: list[str]) -> list[str]:
 def check_command(words: list[str]) -> None:
     program, args = words[0], words[1:]
     if program == "pip":
-        assert args[:2] == ["install", "-r"] and (ROOT / args[2]).is_file(), words
+        assert args[:2] == ["install", "-r"] and (ROOT / args[2]).is_file() or args == ["install", "."], words
     elif program == "python" and args[0] == "-c":
         compile(args[1], "<python -c>", "exec")
     elif program == "python" and args[:2] == ["-m", "pytest"]:
@@ -96,3 +97,30 @@ def test_the_checker_catches_a_wrong_flag():
         check_command(["python", "-m", "train.publish", "--model-repo", "a/b", "--no-such-flag"])
     with pytest.raises(AssertionError):
         check_command(["hf", "no-such-subcommand"])
+
+
+def test_the_readme_is_short_and_opens_with_its_picture():
+    text = README.read_text(encoding="utf-8")
+    assert len(text) <= README_LIMIT, f"README.md has {len(text):,} characters; move the details into docs/"
+    first = re.search(r"!\[[^\]]*\]\(([^)]+)\)", text)
+    assert first and text.index(first.group(0)) < text.index("\n## "), "the README opens with a picture"
+    picture = ROOT / first.group(1)
+    assert picture.is_file() and picture.stat().st_size < 1_000_000
+
+
+def relative_links(path):
+    """The targets of the document's Markdown links and images that point into the repository."""
+    targets = re.findall(r"\]\(([^)\s]+)\)", path.read_text(encoding="utf-8"))
+    return [t.split("#")[0] for t in targets if not re.match(r"[a-z]+:", t) and not t.startswith("#")]
+
+
+@pytest.mark.parametrize("document", DOCUMENTS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_relative_link_points_at_a_file(document):
+    missing = [t for t in relative_links(document) if not (document.parent / t).exists()]
+    assert not missing, f"{document.name}: broken links {missing}"
+
+
+def test_the_readme_links_every_doc_and_the_model_card():
+    linked = {(ROOT / t).resolve() for t in relative_links(README)}
+    assert (ROOT / "assets/facevae-celeba-128/README.md").resolve() in linked
+    assert not [p.name for p in DOCUMENTS[1:] if p.resolve() not in linked], "docs/ files the README does not link"

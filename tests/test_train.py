@@ -164,7 +164,7 @@ def test_resume_keeps_the_precision_the_run_started_in(celeba_dir, tmp_path):
 
 
 def test_benchmark_runs_with_tiny_settings():
-    cmd = [sys.executable, "-m", "train.benchmark", "--steps", "1", "--rounds", "1", "--batch-size", "2"]
+    cmd = [sys.executable, "-m", "train.studies.benchmark", "--steps", "1", "--rounds", "1", "--batch-size", "2"]
     result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()

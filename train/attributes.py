@@ -3,7 +3,7 @@ labelled training images, as InterFaceGAN does for GANs, and measured by editing
 
 train.latent_stats calls fit_attributes and stores the result in the latent statistics;
     python -m train.attributes --model assets/facevae-celeba-128 --data ../shared/data/celeba
-re-fits and measures them alone, and prints the tables for README.md.
+re-fits and measures them alone, and prints the tables for docs/attributes.md.
 
 - Classifiers: a logistic regression per attribute on the posterior means, fitted on 80% of
   the labelled identities and scored (AUC) on the other 20%: no person is in both parts.
@@ -188,7 +188,7 @@ def keep_effective(fit: AttributeFit, change: np.ndarray) -> tuple[AttributeFit,
 
 
 def report(fit: AttributeFit, change: np.ndarray) -> str:
-    """Markdown: the AUC table and the full edit matrix, for README.md."""
+    """Markdown: the AUC table and the full edit matrix, for docs/attributes.md."""
     lines = [f"| attribute | held-out AUC | slider | own change at +1.5 / −1.5 (target ±{TARGET_CHANGE}) |",
              "| --- | --- | --- | --- |"]
     for name, auc in sorted(fit.auc.items(), key=lambda kv: -kv[1]):
@@ -218,8 +218,7 @@ def report(fit: AttributeFit, change: np.ndarray) -> str:
 
 def main() -> None:
     from facevae import load_model
-    from facevae.data import cache_images
-    from train.latent_stats import encode_all
+    from facevae.data import cache_images, encode_all
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", required=True)

@@ -17,21 +17,9 @@ import torch
 from sklearn.mixture import GaussianMixture
 
 from facevae import load_model
-from facevae.data import cache_images, find_splits
+from facevae.data import cache_images, encode_all, find_splits
 from facevae.latent import ACTIVE_KL, LatentStats
-from facevae.preprocess import images_to_tensor
 from train.attributes import ATTRIBUTE_FILE, Labels, fit_and_measure, read_labels, report
-
-
-@torch.no_grad()
-def encode_all(model, images: np.ndarray, batch_size: int = 500) -> tuple[torch.Tensor, torch.Tensor]:
-    """Posterior means and log-variances of N×H×W×3 uint8 images."""
-    mus, logvars = [], []
-    for start in range(0, len(images), batch_size):
-        mu, logvar = model.encode(images_to_tensor(images[start:start + batch_size]))
-        mus.append(mu)
-        logvars.append(logvar)
-    return torch.cat(mus), torch.cat(logvars)
 
 
 def fit_mixture(mu: np.ndarray, sizes: list[int], seed: int = 0) -> tuple[GaussianMixture, dict[int, float]]:

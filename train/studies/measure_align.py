@@ -1,6 +1,6 @@
 """How well align_face frames real faces in photos, against CelebA's own crop of the same face.
 
-    python -m train.measure_align --data ../shared/data/celeba [--faces 200] [--png sheet.png]
+    python -m train.studies.measure_align --data ../shared/data/celeba [--faces 200] [--png sheet.png]
 
 Each of --faces val images (178×218, aligned by CelebA) is pasted at 1.5–3× into a 1–2 MP photo
 (smooth, blotchy or noisy background: detectors fire on texture), upright and rolled by a

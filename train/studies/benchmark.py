@@ -1,7 +1,7 @@
 """Training-step speed: a plain PyTorch loop of FaceVAE against the project's training step,
 measured side by side in one run, plus the steps in between to show what each change buys.
 
-    python -m train.benchmark [--steps 15] [--rounds 3] [--batch-size 32]
+    python -m train.studies.benchmark [--steps 15] [--rounds 3] [--batch-size 32]
 
 All train the same model (the write-up's, dropout 0.2, parameters in fp32) on the same loss
 (Bernoulli BCE + KL, summed over pixels); the rounds interleave the variants so machine noise

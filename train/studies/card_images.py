@@ -1,7 +1,8 @@
 """The model card's pictures: samples from both priors, reconstructions of the example photos
-(public domain: no CelebA image may be shipped with the weights), and the attribute edits.
+(public domain: no CelebA image may be shipped with the weights), and the attribute edits; and
+the README's animation, morph.gif: random faces morphing into one another, in a loop.
 
-    python -m train.card_images --model assets/facevae-celeba-128
+    python -m train.studies.card_images --model assets/facevae-celeba-128
 """
 import argparse
 from pathlib import Path
@@ -9,13 +10,15 @@ from pathlib import Path
 import torch
 from PIL import Image, ImageDraw
 
-from facevae import align_face, load_model, to_tensor
+from facevae import align_face, load_model, slerp, to_tensor
 from facevae.latent import attribute_label, attribute_order
 from facevae.preprocess import to_grid
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "assets" / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "assets" / "examples"
 EDIT_STEPS = (-2, -1, 0, 1, 2)
 EDIT_FACE_SIZE = 96  # the edit grid has a row per attribute: smaller faces keep it readable
+# morph.gif: faces of 96 px, 128 colours a frame, no dithering: 0.7 MB (at 128 px, 1.6 MB)
+MORPH_FACE_SIZE, MORPH_COLOURS = 96, 128
 
 
 @torch.no_grad()
@@ -44,6 +47,27 @@ def edit_grid(model, faces: torch.Tensor, label_width: int = 150, gap: int = 8) 
     return canvas
 
 
+@torch.no_grad()
+def morph_frames(model, faces: int = 4, keys: int = 4, steps: int = 8, temperature: float = 0.8,
+                 seed: int = 5) -> list[Image.Image]:
+    """`faces` side by side, each a loop through `keys` mixture-prior faces: `steps` frames from
+    one to the next (spherical interpolation, eased so each face pauses), back to the first."""
+    z = model.latent_stats.sample_mixture(faces * keys, temperature, torch.Generator().manual_seed(seed))
+    z = z.view(keys, faces, -1)
+    frames = []
+    for k in range(keys):
+        for s in range(steps):
+            t = s / steps
+            strip = to_grid(model.decode(slerp(z[k], z[(k + 1) % keys], t * t * (3 - 2 * t))), columns=faces, padding=0)
+            frames.append(strip.resize((faces * MORPH_FACE_SIZE, MORPH_FACE_SIZE), Image.Resampling.LANCZOS))
+    return frames
+
+
+def save_gif(frames: list[Image.Image], path: Path, frame_ms: int = 80) -> None:
+    paletted = [f.quantize(MORPH_COLOURS, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE) for f in frames]
+    paletted[0].save(path, save_all=True, append_images=paletted[1:], duration=frame_ms, loop=0, optimize=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", required=True)
@@ -57,6 +81,9 @@ def main() -> None:
     x = to_tensor([align_face(str(p))[0] for p in photos])
     to_grid(torch.cat([x, model.reconstruct(x)]), columns=len(photos)).save(out / "reconstructions.png")
     written = ["samples_normal.png", "samples_mixture.png", "reconstructions.png"]
+    if model.latent_stats is not None:
+        save_gif(morph_frames(model, temperature=args.temperature), out / "morph.gif")
+        written.append("morph.gif")
     if model.latent_stats is not None and model.latent_stats.attribute_names:
         uploaded = model.encode(x)[0]  # the example photos, as an upload would be
         drawn = model.latent_stats.sample_mixture(2, args.temperature, torch.Generator().manual_seed(3))

@@ -3,10 +3,11 @@ the VAE sees and from their reconstructions by dlib's face descriptor network (a
 independent of the VAE), and from the posterior means by a linear and an RBF classifier.
 Fitted on the labelled people train.attributes fits on, scored (AUC) on the people it holds out.
 
-    python -m train.measure_age --model assets/facevae-celeba-128 --data ../shared/data/celeba
+    python -m train.studies.measure_age --model assets/facevae-celeba-128 --data ../shared/data/celeba
 
-The Younger slider falls short of its target (README); this measures why: where the photos tell
-age far better than the reconstructions do, no direction in the latent can move it further.
+The Younger slider falls short of its target (docs/attributes.md); this measures why: where
+the photos tell age far better than the reconstructions do, no direction in the latent can move
+it further.
 """
 import argparse
 import functools
@@ -22,9 +23,8 @@ from sklearn.svm import SVC
 
 from facevae import load_model, to_image
 from facevae.align import PREDICTOR_FILE, model_file
-from facevae.data import cache_images
+from facevae.data import cache_images, encode_all
 from train.attributes import fit_classifier, identity_split, read_labels
-from train.latent_stats import encode_all
 
 ATTRIBUTES = ["Young", "Male", "Smiling", "Eyeglasses"]
 DESCRIPTOR_FILE = "dlib_face_recognition_resnet_model_v1.dat"

@@ -1,6 +1,6 @@
 """Measure CelebA's landmark template, which facevae.align warps every face onto.
 
-    python -m train.calibrate_align --data ../shared/data/celeba [--images 3000] [--out FILE]
+    python -m train.studies.calibrate_align --data ../shared/data/celeba [--images 3000] [--out FILE]
 
 On aligned training images (every k-th, `--images` of them): first dlib's HOG detector, whose
 mean box in CelebA's 178×218 frame is where align_face places the landmarks of a face already
