@@ -24,8 +24,8 @@ from torch import nn
 from facevae import FaceVAE
 from facevae.losses import kl_divergence
 from facevae.model import FastDropout
-from train.train import (CPU_BF16_FLAGS, PRECISIONS, autocast_dtype, cpu_has_bf16_units, make_optimizer,
-                         precision_name, training_step)
+from train.train import (CPU_BF16_FLAGS, PRECISIONS, Objective, autocast_dtype, cpu_has_bf16_units,
+                         make_optimizer, precision_name, training_step)
 
 
 def plain_model() -> FaceVAE:
@@ -55,7 +55,7 @@ def variants(precision: str):
     --precision auto, resolved for this CPU), then the dropout-0 step of the fine-tuning runs in
     fp32 and bf16."""
     def project(model, optimizer, dtype=None):
-        return lambda batch: training_step(model, optimizer, batch, "bce", 1.0, 1.0, dtype)
+        return lambda batch: training_step(model, optimizer, batch, Objective("bce", 1.0), 1.0, dtype)
 
     def fresh(make=FaceVAE):
         model = make()

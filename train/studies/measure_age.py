@@ -10,45 +10,20 @@ the photos tell age far better than the reconstructions do, no direction in the 
 it further.
 """
 import argparse
-import functools
 from pathlib import Path
 
-import dlib
 import numpy as np
 import torch
-from PIL import Image
 from sklearn.metrics import roc_auc_score
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 
 from facevae import load_model, to_image
-from facevae.align import PREDICTOR_FILE, model_file
 from facevae.data import cache_images, encode_all
+from facevae.identity import face_descriptors
 from train.attributes import fit_classifier, identity_split, read_labels
 
 ATTRIBUTES = ["Young", "Male", "Smiling", "Eyeglasses"]
-DESCRIPTOR_FILE = "dlib_face_recognition_resnet_model_v1.dat"
-DESCRIBE_SIDE = 256  # the crops upscaled: dlib's landmarks and descriptor want faces over 128 px
-CENTRE_BOX = dlib.rectangle(40, 60, 216, 236)  # where the face sits in a CelebA crop at 256 px
-
-
-@functools.cache
-def descriptor_models() -> tuple:
-    """dlib's HOG detector, 68-point landmark predictor and face descriptor network, loaded once."""
-    return (dlib.get_frontal_face_detector(), dlib.shape_predictor(model_file(PREDICTOR_FILE)),
-            dlib.face_recognition_model_v1(model_file(DESCRIPTOR_FILE)))
-
-
-def face_descriptors(images: np.ndarray) -> np.ndarray:
-    """N×128 dlib face descriptors of N×H×W×3 uint8 face crops: the HOG detector's box, or the
-    centre where it finds none (blurred reconstructions)."""
-    detector, predictor, network = descriptor_models()
-    out = np.zeros((len(images), 128), np.float32)
-    for i, image in enumerate(images):
-        big = np.asarray(Image.fromarray(image).resize((DESCRIBE_SIDE, DESCRIBE_SIDE), Image.BICUBIC))
-        boxes = detector(big, 0)
-        out[i] = network.compute_face_descriptor(big, predictor(big, boxes[0] if boxes else CENTRE_BOX))
-    return out
 
 
 @torch.no_grad()
