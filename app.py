@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import argparse
 import atexit
+import base64
 import functools
 import logging
+import math
 import os
 import shutil
 import tempfile
@@ -25,6 +27,7 @@ import gradio as gr
 import pandas as pd
 import torch
 
+import facevae
 from facevae import load_model
 from facevae.photo import MAX_BYTES, PhotoError
 from facevae.latent import ACTIVE_KL, UnknownAttribute, attribute_label, attribute_order
@@ -50,6 +53,8 @@ CSS = """
 .face .image-container, .face .image-frame { height: 100%; }
 #explored { min-height: 420px; }
 """
+WEB = Path(facevae.__file__).parent / "web"  # the face component's module and the vendored ONNX Runtime Web
+MAX_OFFSET = 100.0  # a slider goes from -3 to 3; far past 100 a latent decodes to nothing but a blot
 # Completes a share link in the browser: the server only knows the state, not the page's address.
 SHARE_LINK_JS = """(query) => query ? window.location.origin + window.location.pathname + query : ''"""
 
@@ -110,6 +115,59 @@ def image_file(image, filename: str) -> str:
     return save_output(jpeg_bytes(image) if filename.endswith(".jpg") else png_bytes(image), filename)
 
 
+def web_url(path: Path) -> str:
+    """The address of a static file (gr.set_static_paths) relative to the page, so that the app
+    works under a path prefix too."""
+    return f"gradio_api/file={path.resolve()}"
+
+
+class FaceCanvas(gr.HTML):
+    """A face drawn on a <canvas> from its latent (facevae/web/face.js): decoded in the browser by
+    ONNX Runtime Web, or on the server (its `decode` server function) where the browser cannot.
+
+    Its value says which face: {"kind": "explore", "z": [...], "dimensions": [...], "sliders": [...]}
+    (a latent and the explorer's slider values) or {"kind": "morph", "a": [...], "b": [...], "t": 0.5,
+    "method": "spherical"}. latent_of turns a value into the latent, as face.js does in the page."""
+
+    TEMPLATE = ("<div class='face-label'>${label}</div>"
+                "<canvas width='${size}' height='${size}' role='img' aria-label='${label}'></canvas>"
+                "<div class='face-footer'><span class='face-mode'>Loading the decoder…</span>"
+                "<a class='face-download' download='${filename}' href='#'>Download PNG</a></div>")
+    STYLE = """
+        canvas { display: block; width: 100%; height: ${height}px; object-fit: contain; image-rendering: auto; }
+        .face-label { font-size: var(--block-label-text-size); color: var(--block-label-text-color); margin-bottom: 4px; }
+        .face-footer { display: flex; justify-content: space-between; font-size: var(--text-sm);
+                       color: var(--body-text-color-subdued); margin-top: 4px; }
+    """
+    JS = "import(new URL(props.module_url, location.href)).then(face => face.mount(element, props, server, watch));"
+
+    def __init__(self, pipeline: FacePipeline, latent_of, label: str, basis: dict | None = None, height: int = 400,
+                 filename: str = "face.png", **kwargs):
+        def decode(value):
+            """The face as a PNG data URL, for browsers that cannot decode it themselves."""
+            try:
+                z = latent_of(value)
+            except (KeyError, TypeError, ValueError) as error:
+                raise gr.Error(f"cannot draw this face: {error}") from None
+            return "data:image/png;base64," + base64.b64encode(png_bytes(pipeline.decode(z)[0])).decode()
+
+        onnx = pipeline.model.onnx_decoder
+        super().__init__(value=None, label=label, html_template=self.TEMPLATE, css_template=self.STYLE,
+                         js_on_load=self.JS, server_functions=[decode], apply_default_css=False,
+                         module_url=web_url(WEB / "face.js"), runtime_url=web_url(WEB / "vendor" / "onnxruntime-web") + "/",
+                         onnx_url=web_url(onnx) if onnx is not None else None, basis=basis or {},
+                         size=pipeline.model.image_size, height=height, filename=filename, **kwargs)
+
+    def preprocess(self, payload):
+        return payload
+
+    def postprocess(self, value):
+        return value
+
+    def api_info(self):
+        return {"type": "object"}
+
+
 def face_image(label: str, **kwargs) -> gr.Image:
     """An output face, scaled up by the browser (see CSS)."""
     return gr.Image(label=label, interactive=False, elem_classes=["face"], **kwargs)
@@ -150,6 +208,24 @@ def face_source(name: str, seed: int) -> tuple[PhotoInput, gr.Number]:
     with gr.Column():
         photo = PhotoInput(label=f"Face {name} (empty: a random face from the seed)", type="filepath", height=220)
         return photo, seed_input(f"Seed {name}", seed)
+
+
+def checked_offsets(offsets: dict) -> dict:
+    """Offsets that are numbers the decoder can draw: NaN, infinities and values like 1e308 would
+    decode to a blank image, so they get a message instead."""
+    for key, value in offsets.items():
+        if not (math.isfinite(value) and abs(value) <= MAX_OFFSET):
+            raise gr.Error(f"offset {key}: {value} is not a number from -{MAX_OFFSET:g} to {MAX_OFFSET:g} "
+                           f"(the sliders go from -3 to 3)")
+    return offsets
+
+
+def value_latent(numbers, latent_dim: int) -> torch.Tensor:
+    """A latent sent back by the page (a FaceCanvas value), checked."""
+    z = torch.tensor([float(v) for v in numbers], dtype=torch.float32)
+    if z.shape != (latent_dim,) or not torch.isfinite(z).all():
+        raise ValueError(f"a latent is {latent_dim} finite numbers")
+    return z
 
 
 # ---------------------------------------------------------------- Reconstruct
@@ -275,8 +351,12 @@ def random_faces_tab(pipeline: FacePipeline) -> RandomFacesTab:
 @dataclass
 class MorphTab:
     inputs: list  # photo A, seed A, photo B, seed B, t, method, latent A, latent B
-    render: callable
-    blend: gr.Image
+    render: callable  # the blend's value: the two latents, t and the method
+    blend: FaceCanvas
+
+
+# The morph's t and method move the blend in the page: fn=None, nothing is sent to the server.
+MORPH_JS = "(face, t, method) => face && {...face, t, method}"
 
 
 def morph_tab(pipeline: FacePipeline) -> MorphTab:
@@ -297,6 +377,18 @@ def morph_tab(pipeline: FacePipeline) -> MorphTab:
         strip = [image_file(image, f"frame-{i + 1}.png") for i, image in enumerate(images)]
         return strip, save_output(animated_gif(images), "morph.gif")
 
+    @user_errors
+    def blend_value(photo_a, seed_a, photo_b, seed_b, t, method, shared_a=None, shared_b=None):
+        z0, z1 = endpoints(photo_a, seed_a, photo_b, seed_b, shared_a, shared_b)
+        return dict(kind="morph", a=z0.tolist(), b=z1.tolist(), t=float(t), method=method)
+
+    def blend_latent(value):
+        latent_dim = pipeline.model.latent_dim
+        t = float(value["t"])
+        if not math.isfinite(t):
+            raise ValueError("t is a number from 0 to 1")
+        return INTERPOLATIONS[value["method"]](value_latent(value["a"], latent_dim), value_latent(value["b"], latent_dim), t)
+
     def share_state(photo_a, seed_a, photo_b, seed_b, t, method, shared_a, shared_b):
         z0, z1 = endpoints(photo_a, seed_a, photo_b, seed_b, shared_a, shared_b)
         return "?share=" + encode_state(dict(tab="morph", a=latent_text(z0), b=latent_text(z1), t=float(t),
@@ -308,7 +400,7 @@ def morph_tab(pipeline: FacePipeline) -> MorphTab:
             photo_a, seed_a = face_source("A", 1)
             photo_b, seed_b = face_source("B", 2)
             with gr.Column(scale=2):
-                blend = face_image("Blend", height=400, elem_id="blend")
+                blend = FaceCanvas(pipeline, blend_latent, "Blend", height=400, filename="blend.png", elem_id="blend")
                 t = gr.Slider(0, 1, value=0.5, step=0.01, label="t (0 = A, 1 = B)")
                 method = gr.Radio(list(INTERPOLATIONS), value="spherical", label="Interpolation")
         with gr.Row():
@@ -324,16 +416,18 @@ def morph_tab(pipeline: FacePipeline) -> MorphTab:
         faces = [photo_a, seed_a, photo_b, seed_b]
         inputs = [*faces, t, method, shared_a, shared_b]
         # gr.State inputs are not part of the API: /morph takes photo A, seed A, photo B, seed B, t, method
-        t.input(morph, inputs, blend, api_name="morph", trigger_mode="always_last")
-        method.change(morph, inputs, blend, api_visibility="private", trigger_mode="always_last")
+        api_endpoint = gr.Button(visible=False)
+        api_endpoint.click(morph, inputs, gr.Image(visible=False), api_name="morph")
+        t.input(None, [blend, t, method], blend, js=MORPH_JS)
+        method.change(None, [blend, t, method], blend, js=MORPH_JS)
         for face in faces:  # choosing a face replaces the shared one on its side
             state = shared_a if face in (photo_a, seed_a) else shared_b
             face.change(lambda: None, None, state, api_visibility="private").then(
-                morph, inputs, blend, api_visibility="private", trigger_mode="always_last")
+                blend_value, inputs, blend, api_visibility="private", trigger_mode="always_last")
         animate.click(morph_animation, [*faces, method, frames, shared_a, shared_b], [strip, gif],
                       api_name="morph_animation")
         wire_share(share, share_state, inputs, link)
-    return MorphTab(inputs, morph, blend)
+    return MorphTab(inputs, blend_value, blend)
 
 
 # ---------------------------------------------------------------- Latent explorer
@@ -347,8 +441,25 @@ class ExplorerTab:
     dimension_sliders: list
     pc_sliders: list
     shared: gr.State
-    render: callable
-    face: gr.Image
+    render: callable  # the face's value: the latent and the slider values
+    face: FaceCanvas
+
+
+# A slider moves the explorer's face in the page: fn=None, nothing is sent to the server.
+EXPLORE_JS = "(face, dimensions, ...sliders) => face && {...face, dimensions, sliders}"
+
+
+def explorer_basis(pipeline: FacePipeline, attributes: list[str]) -> dict:
+    """What face.js needs to move a latent as FacePipeline.shift does: the attribute directions
+    (and the sign of each slider), the dimensions' standard deviations, the principal directions."""
+    basis = dict(attributes=attributes, signs=[attribute_label(name)[1] for name in attributes],
+                 dimension_sliders=DIMENSION_SLIDERS)
+    stats = pipeline.model.latent_stats
+    if stats is not None:
+        directions, stds = stats.principal_directions(PC_SLIDERS)
+        basis.update(attribute_directions=[stats.attribute_direction(name).tolist() for name in attributes],
+                     std=stats.std.tolist(), pc_directions=directions.tolist(), pc_stds=stds.tolist())
+    return basis
 
 
 def explorer_tab(pipeline: FacePipeline, activity) -> ExplorerTab:
@@ -362,15 +473,21 @@ def explorer_tab(pipeline: FacePipeline, activity) -> ExplorerTab:
         n = len(attributes)
         named = {name: attribute_label(name)[1] * float(v) for name, v in zip(attributes, values[:n])}
         dims = {int(d): float(v) for d, v in zip(dimensions or [], values[n:n + DIMENSION_SLIDERS])}
-        return named, dims, [float(v) for v in values[n + DIMENSION_SLIDERS:]]
+        pcs = [float(v) for v in values[n + DIMENSION_SLIDERS:]]
+        checked_offsets({**named, **dims, **{f"PC {i + 1}": v for i, v in enumerate(pcs)}})
+        return named, dims, pcs
 
     def base_latent(photo, seed, shared):
         return shared if shared is not None else pipeline.latent(photo, int(seed or 0))
 
     @user_errors
     def render(photo, seed, dimensions, shared, *values):
-        named, dims, pcs = offsets(dimensions, values)
-        return image_file(pipeline.explore(base_latent(photo, seed, shared), dims, pcs, named), "face.png")
+        return dict(kind="explore", z=base_latent(photo, seed, shared).tolist(), dimensions=list(dimensions or []),
+                    sliders=[float(v) for v in values])
+
+    def face_latent(value):
+        named, dims, pcs = offsets(value["dimensions"], value["sliders"])
+        return pipeline.shift(value_latent(value["z"], pipeline.model.latent_dim), dims, pcs, named)
 
     @user_errors
     def explore(photo, seed, attribute_offsets, pc_offsets, dimension_offsets):
@@ -382,6 +499,7 @@ def explorer_tab(pipeline: FacePipeline, activity) -> ExplorerTab:
             dims = {int(k): float(v) for k, v in (dimension_offsets or {}).items()}
         except (AttributeError, TypeError, ValueError):
             raise gr.Error('offsets are JSON objects of numbers: {"Smiling": 1.5}, {"1": 0.5}, {"39": 2.0}') from None
+        checked_offsets({**named, **{f"PC {k}": v for k, v in by_pc.items()}, **{f"dim {d}": v for d, v in dims.items()}})
         for k in by_pc:
             if not 1 <= k <= PC_SLIDERS:
                 raise gr.Error(f"principal direction {k}: choose 1 to {PC_SLIDERS}")
@@ -407,7 +525,8 @@ def explorer_tab(pipeline: FacePipeline, activity) -> ExplorerTab:
         shared = gr.State(None)  # a share link's latent, until a photo or seed is chosen
         with gr.Row():
             with gr.Column(scale=3):
-                face = face_image("Face", height=480, elem_id="explored")
+                face = FaceCanvas(pipeline, face_latent, "Face", basis=explorer_basis(pipeline, attributes), height=480,
+                                  elem_id="explored")
                 share, link = share_row("explore")
             with gr.Column(scale=2):
                 photo = PhotoInput(label="Start from a photo (empty: a random face)", type="filepath", height=200)
@@ -444,9 +563,9 @@ def explorer_tab(pipeline: FacePipeline, activity) -> ExplorerTab:
 
         api_endpoint = gr.Button(visible=False)  # the documented /explore, registered first to own the name
         api_endpoint.click(explore, [photo, seed, gr.JSON(visible=False), gr.JSON(visible=False),
-                                     gr.JSON(visible=False)], face, api_name="explore")
+                                     gr.JSON(visible=False)], gr.Image(visible=False), api_name="explore")
         for slider in sliders:
-            slider.input(render, inputs, face, api_visibility="private", trigger_mode="always_last")
+            slider.input(None, [face, dimensions, *sliders], face, js=EXPLORE_JS)
         for chosen in (photo, seed):  # a chosen face replaces a shared one
             chosen.change(lambda: None, None, shared, api_visibility="private").then(
                 render, inputs, face, api_visibility="private", trigger_mode="always_last")
@@ -507,6 +626,7 @@ def restore_from_link(pipeline: FacePipeline, tabs: gr.Tabs, random: RandomFaces
 
 def build_demo(pipeline: FacePipeline) -> gr.Blocks:
     model = pipeline.model
+    gr.set_static_paths([WEB, *([model.onnx_decoder] if model.onnx_decoder is not None else [])])
     with gr.Blocks(title="FaceVAE", delete_cache=(1800, 3600)) as demo:
         gr.Markdown(f"# FaceVAE\nA variational autoencoder of faces (128×128, {model.latent_dim}-dimensional latent). "
                     f"Weights: **{model.source}**.")
@@ -520,10 +640,10 @@ def build_demo(pipeline: FacePipeline) -> gr.Blocks:
         ping_button.click(lambda: "ok", None, gr.Textbox(visible=False), api_name="ping")
         restore, restored, restored_tab = restore_from_link(pipeline, tabs, random, morph, explorer)
         load = demo.load(restore, None, restored, api_visibility="private")
+        # The explorer and the morph open with a face: their latents (the page decodes them)
         load.then(explorer.render, explorer.inputs, explorer.face, api_visibility="private")
-        # The other tabs draw on load only when a link opened them: an ordinary page load costs no more.
-        load.then(when_shared("morph", morph.render, 1), [restored_tab, *morph.inputs], morph.blend,
-                  api_visibility="private")
+        load.then(morph.render, morph.inputs, morph.blend, api_visibility="private")
+        # The random faces draw on load only when a link opened them: an ordinary page load costs no more.
         load.then(when_shared("random", random.draw, len(random.outputs)), [restored_tab, *random.inputs],
                   random.outputs, api_visibility="private")
     return demo

@@ -1,12 +1,16 @@
 """A real browser (Debian's headless Chromium, driven by Playwright) uses the app: uploads a
-photo, reconstructs it, morphs, draws faces; screenshots go to $FACEVAE_SCREENSHOTS or a tmp dir."""
+photo, reconstructs it, morphs, draws faces, drags sliders whose faces the page decodes itself;
+every host but the app's is blocked. Screenshots go to $FACEVAE_SCREENSHOTS or a tmp dir."""
 import os
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
+from PIL import Image
 
-from test_app import ASTRONAUT, server  # noqa: F401  (the app server fixture)
+from test_app import ASTRONAUT, client, server  # noqa: F401  (the app server and its API client)
 
 HOPPER = "assets/examples/grace_hopper.jpg"
 
@@ -27,10 +31,28 @@ def browser():
 
 
 @pytest.fixture
-def browser_page(browser):
-    """Opens a URL in a page of its own (a person of their own: a new browser context)."""
-    def open_page(url):
-        page = browser.new_context(viewport={"width": 1280, "height": 1000}).new_page()
+def browser_page(browser, server):  # noqa: F811
+    """Opens a URL in a page of its own (a person of their own: a new browser context) that
+    reaches the app only: a request to any other host is refused and kept in
+    page.foreign_requests, and every request to the app in page.app_requests. init_script runs
+    before the page's own scripts."""
+    def open_page(url, init_script=None):
+        context = browser.new_context(viewport={"width": 1280, "height": 1000})
+        foreign, app = [], []
+
+        def only_the_app(route):
+            if route.request.url.startswith(server.local_url):
+                route.continue_()
+            else:
+                foreign.append(route.request.url)
+                route.abort()
+
+        context.route("**/*", only_the_app)
+        if init_script:
+            context.add_init_script(init_script)
+        page = context.new_page()
+        page.foreign_requests, page.app_requests = foreign, app
+        page.on("request", lambda request: app.append(request.url) if request.url.startswith(server.local_url) else None)
         # "load", not "networkidle": the app's session state keeps a heartbeat stream open
         page.goto(url, wait_until="load", timeout=90_000)
         page.get_by_text("Weights:").wait_for(timeout=60_000)
@@ -85,16 +107,14 @@ def test_upload_reconstruct_morph_and_sample_in_a_browser(page, shots, browser_p
     page.locator("input[type=file]").nth(1).set_input_files(ASTRONAUT)
     page.locator("input[type=file]").nth(2).set_input_files(HOPPER)
     run_and_wait(page, "Make strip and GIF")
-    assert visible_faces(page, 11) == 1 + 10  # the blend and a strip of 10 frames
+    assert visible_faces(page, 10) == 10  # a strip of 10 frames (the blend is a canvas)
     page.screenshot(path=str(shots / "morph.png"), full_page=True)
     assert page.locator("a[href*='.gif']").count() >= 1
     link = share_link(page, "morph")
     other = browser_page(link)  # the same two faces, halfway, from the link alone (no photos in it)
     wait_for_tab(other, "Morph")
-    other.locator("#blend img").first.wait_for(timeout=30_000)
-    other.wait_for_function("() => !document.body.innerText.includes('processing')", timeout=60_000)
-    shared, original = image_pixels(other, "#blend img"), image_pixels(page, "#blend img")
-    assert len(shared) == len(original) and max(abs(a - b) for a, b in zip(shared, original)) <= 3
+    original = canvas_pixels(page, "#blend")
+    assert wait_for_face(other, "#blend", original) <= 3  # the link carries the latents in float16
 
     page.get_by_role("tab", name="Random faces").click()
     seed = page.locator(".block", has=page.get_by_text("Seed", exact=True)).locator("input[type=number]").first
@@ -111,7 +131,7 @@ def test_upload_reconstruct_morph_and_sample_in_a_browser(page, shots, browser_p
     other.screenshot(path=str(shots / "random_faces_shared.png"), full_page=True)
 
     page.get_by_role("tab", name="Latent explorer").click()
-    assert visible_faces(page, 1) == 1 and "PC 1" in page.content()
+    assert decoding_mode(page, "#explored") == "browser" and "PC 1" in page.content()
     page.screenshot(path=str(shots / "explorer.png"), full_page=True)
 
 
@@ -132,21 +152,16 @@ def share_link(page, tab: str) -> str:
     return link
 
 
-def face_src(page) -> str:
-    return page.locator("#explored img").first.get_attribute("src")
-
-
 def test_smile_slider_edits_the_face_and_its_share_link_reopens_it(page, shots, browser_page):
     page.get_by_role("tab", name="Latent explorer").click()
-    page.locator("#explored img").first.wait_for()
-    before = face_src(page)
+    before = canvas_pixels(page, "#explored")
     smile = page.locator(".block", has=page.get_by_text("Smile", exact=True)).locator("input[type=number]").first
     smile.fill("2.5")
     smile.press("Enter")
-    page.wait_for_function(f"() => document.querySelector('#explored img')?.src !== {before!r}", timeout=30_000)
-    edited = face_src(page)
-    assert edited != before
-    width = page.locator("#explored img").first.bounding_box()["width"]
+    page.wait_for_function("() => document.querySelector('#explored canvas').dataset.frames >= 2", timeout=30_000)
+    edited = canvas_pixels(page, "#explored")
+    assert np.abs(edited - before).mean() > 1
+    width = page.locator("#explored canvas").bounding_box()["width"]
     assert width >= 256  # a 128-px face shown at least twice its size
     page.screenshot(path=str(shots / "explorer_smile.png"), full_page=True)
 
@@ -154,14 +169,127 @@ def test_smile_slider_edits_the_face_and_its_share_link_reopens_it(page, shots, 
 
     other = browser_page(link)  # a second person opens the link
     wait_for_tab(other, "Latent explorer")
-    other.locator("#explored img").first.wait_for(timeout=30_000)
     smile_value = other.locator(".block", has=other.get_by_text("Smile", exact=True)).locator("input[type=number]").first
-    assert float(smile_value.input_value()) == 2.5
     other.wait_for_function("() => !document.body.innerText.includes('processing')", timeout=60_000)
-    shared, original = image_pixels(other, "#explored img"), image_pixels(page, "#explored img")
-    assert len(shared) == len(original) == 128 * 128 * 4
-    assert max(abs(a - b) for a, b in zip(shared, original)) <= 3  # the link carries the latent in float16
+    assert float(smile_value.input_value()) == 2.5
+    assert decoding_mode(other, "#explored") == "browser"
+    assert wait_for_face(other, "#explored", edited) <= 3  # the link carries the latent in float16
     other.screenshot(path=str(shots / "explorer_shared.png"), full_page=True)
+
+
+def decoding_mode(page, face: str) -> str:
+    """Where a FaceCanvas decodes ("browser" or "server"), once it has drawn its first face."""
+    page.wait_for_function(f"() => document.querySelector('{face} canvas')?.dataset.frames >= 1", timeout=60_000)
+    return page.locator(f"{face} [data-mode]").get_attribute("data-mode")
+
+
+def canvas_pixels(page, face: str) -> np.ndarray:
+    """The RGB pixels (int) of a FaceCanvas, once it has drawn a face."""
+    decoding_mode(page, face)
+    rgba = page.evaluate(f"""() => {{
+        const c = document.querySelector('{face} canvas');
+        return Array.from(c.getContext('2d').getImageData(0, 0, c.width, c.height).data);
+    }}""")
+    return np.array(rgba).reshape(128, 128, 4)[..., :3]
+
+
+def wait_for_face(page, face: str, expected: np.ndarray, tolerance: int = 2) -> int:
+    """Wait (10 s at most) until a FaceCanvas shows the expected RGB pixels within tolerance;
+    the largest difference then."""
+    try:
+        page.wait_for_function("""([face, expected, tolerance]) => {
+            const c = document.querySelector(face + ' canvas');
+            if (!(c?.dataset.frames >= 1)) return false;
+            const rgba = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+            return expected.every((v, i) => Math.abs(rgba[4 * Math.floor(i / 3) + i % 3] - v) <= tolerance);
+        }""", arg=[face, expected.astype(int).ravel().tolist(), tolerance], timeout=10_000, polling=100)
+    except Exception:
+        pass  # the difference returned says by how much it missed
+    return int(np.abs(canvas_pixels(page, face) - expected).max())
+
+
+def png_pixels(path) -> np.ndarray:
+    return np.asarray(Image.open(path).convert("RGB")).astype(int)
+
+
+def drag(page, label: str, steps: int = 30) -> list[str]:
+    """Move a slider `steps` steps to the right with the keyboard, as a person dragging it;
+    the requests to the app meanwhile (a second after the last step, to catch late ones)."""
+    slider = page.locator(".block", has=page.get_by_text(label, exact=True)).locator("input[type=range]").first
+    slider.focus()
+    before = len(page.app_requests)
+    for _ in range(steps):
+        page.keyboard.press("ArrowRight")
+        page.wait_for_timeout(20)
+    page.wait_for_timeout(1000)
+    return page.app_requests[before:]
+
+
+def test_explorer_and_morph_sliders_decode_in_the_browser_with_no_request(page, client, shots):  # noqa: F811
+    page.get_by_role("tab", name="Latent explorer").click()
+    assert decoding_mode(page, "#explored") == "browser"
+    assert "Decoded in this browser" in page.locator("#explored .face-mode").inner_text()
+    start = canvas_pixels(page, "#explored")
+    assert drag(page, "Smile", 30) == []  # 30 steps of 0.1: from 0 to 3
+    smiling = png_pixels(client.predict(None, 3, {"Smiling": 3.0}, {}, {}, api_name="/explore"))
+    assert np.abs(smiling - start).mean() > 2  # the face has changed, to the server's own decode:
+    assert wait_for_face(page, "#explored", smiling) <= 2
+    page.screenshot(path=str(shots / "explorer_browser.png"), full_page=True)
+
+    page.get_by_role("tab", name="Morph").click()  # opens with a face, seeds 1 and 2 halfway
+    halfway = png_pixels(client.predict(None, 1, None, 2, 0.5, "spherical", api_name="/morph"))
+    assert wait_for_face(page, "#blend", halfway) <= 2 and decoding_mode(page, "#blend") == "browser"
+    assert drag(page, "t (0 = A, 1 = B)", 30) == []  # 30 steps of 0.01: from 0.5 to 0.8
+    later = png_pixels(client.predict(None, 1, None, 2, 0.8, "spherical", api_name="/morph"))
+    assert wait_for_face(page, "#blend", later) <= 2
+    page.screenshot(path=str(shots / "morph_browser.png"), full_page=True)
+    assert page.foreign_requests == []
+
+
+def test_without_webassembly_the_server_decodes_and_the_note_says_so(server, browser_page, client):  # noqa: F811
+    page = browser_page(server.local_url, init_script="delete window.WebAssembly")
+    page.get_by_role("tab", name="Latent explorer").click()
+    assert decoding_mode(page, "#explored") == "server"
+    assert "Decoded on the server" in page.locator("#explored .face-mode").inner_text()
+    requests = drag(page, "Smile", 10)
+    assert 1 <= len(requests) <= 10  # the newest value only, one at a time
+    expected = png_pixels(client.predict(None, 3, {"Smiling": 1.0}, {}, {}, api_name="/explore"))
+    assert wait_for_face(page, "#explored", expected) <= 1  # the very same decoder and PNG
+
+
+def test_the_pages_latent_arithmetic_is_the_pipelines(page):
+    """face.js moves latents as FacePipeline.shift does and interpolates as facevae.latent does."""
+    from app import DIMENSION_SLIDERS, PC_SLIDERS, WEB, explorer_basis, web_url
+    from facevae import load_model
+    from facevae.latent import attribute_label, attribute_order
+    from facevae.pipeline import INTERPOLATIONS, FacePipeline
+
+    pipeline = FacePipeline(load_model())
+    attributes = attribute_order(pipeline.attribute_names)
+    basis = explorer_basis(pipeline, attributes)
+    generator = torch.Generator().manual_seed(0)
+    explore_cases, expected = [], []
+    for _ in range(3):
+        z = torch.randn(pipeline.model.latent_dim, generator=generator)
+        sliders = (torch.rand(len(attributes) + DIMENSION_SLIDERS + PC_SLIDERS, generator=generator) * 6 - 3).tolist()
+        dims = torch.randperm(pipeline.model.latent_dim, generator=generator)[:DIMENSION_SLIDERS].tolist()
+        named = {name: attribute_label(name)[1] * v for name, v in zip(attributes, sliders)}
+        dimension_offsets = dict(zip(dims, sliders[len(attributes):len(attributes) + DIMENSION_SLIDERS]))
+        pcs = sliders[len(attributes) + DIMENSION_SLIDERS:]
+        explore_cases.append(dict(kind="explore", z=z.tolist(), dimensions=dims, sliders=sliders))
+        expected.append(pipeline.shift(z, dimension_offsets, pcs, named))
+    z0, z1 = torch.randn(2, pipeline.model.latent_dim, generator=generator)
+    pairs = [(z0, z1), (z0, z0), (z0, 2 * z0), (z0, -z1)]  # any two, the same, parallel, other side
+    morph_cases = [dict(kind="morph", a=a.tolist(), b=b.tolist(), t=t, method=method)
+                   for a, b in pairs for t in (0.0, 0.3, 0.5, 1.0) for method in ("spherical", "linear")]
+    expected += [INTERPOLATIONS[case["method"]](torch.tensor(case["a"]), torch.tensor(case["b"]), case["t"])
+                 for case in morph_cases]
+    latents = page.evaluate("""async ([url, cases, basis]) => {
+        const face = await import(new URL(url, location.href));
+        return cases.map(value => Array.from(face.latentOf(value, basis)));
+    }""", [web_url(WEB / "face.js"), explore_cases + morph_cases, basis])
+    for got, want in zip(latents, expected, strict=True):
+        assert np.abs(np.array(got) - want.numpy()).max() < 1e-4
 
 
 def image_pixels(page, selector: str) -> list[int]:

@@ -1,0 +1,143 @@
+// The face of the explorer and the morph, drawn on a <canvas> from its latent.
+//
+// A slider move never reaches the server: its value goes into the component's value, the latent is
+// computed here (the same formulas as facevae.pipeline.FacePipeline.shift and facevae.latent), and
+// the decoder runs in the page with ONNX Runtime Web (WASM). Where it cannot (no WebAssembly SIMD,
+// no ONNX file, the runtime fails to load), the server decodes the value instead (app.FaceCanvas's
+// server function). Either way only the newest value is kept and at most one face is decoded per
+// animation frame, one at a time.
+
+export function lerp(z0, z1, t) {
+  // torch.lerp's formula: exact at both ends
+  return z0.map((a, i) => (t < 0.5 ? a + t * (z1[i] - a) : z1[i] - (z1[i] - a) * (1 - t)));
+}
+
+const norm = (z) => Math.hypot(...z);
+
+export function slerp(z0, z1, t, eps = 1e-7) {
+  // facevae.latent.slerp: along the great circle between the directions, the norm interpolated linearly
+  const n0 = norm(z0), n1 = norm(z1);
+  const u0 = z0.map((v) => v / Math.max(n0, eps)), u1 = z1.map((v) => v / Math.max(n1, eps));
+  const cos = u0.reduce((sum, v, i) => sum + v * u1[i], 0);
+  const omega = Math.acos(Math.min(Math.max(cos, -1 + eps), 1 - eps));
+  const a = Math.sin((1 - t) * omega) / Math.sin(omega), b = Math.sin(t * omega) / Math.sin(omega);
+  const length = n0 + t * (n1 - n0);
+  return u0.map((v, i) => (a * v + b * u1[i]) * length);
+}
+
+export const INTERPOLATIONS = { spherical: slerp, linear: lerp };
+
+export function shift(z, dimensionOffsets, pcOffsets, attributeOffsets, basis) {
+  // FacePipeline.shift: attribute offsets in slider units, dimension and principal-direction
+  // offsets in standard deviations of the training posteriors
+  const out = Array.from(z);
+  const add = (direction, scale) => direction.forEach((v, i) => { out[i] += scale * v; });
+  for (const [name, offset] of Object.entries(attributeOffsets)) {
+    if (offset) add(basis.attribute_directions[basis.attributes.indexOf(name)], offset);
+  }
+  for (const [dim, offset] of Object.entries(dimensionOffsets)) {
+    out[dim] += offset * (basis.std ? basis.std[dim] : 1);
+  }
+  if (basis.pc_stds && pcOffsets.length) {
+    pcOffsets.slice(0, basis.pc_stds.length).forEach((v, k) => add(basis.pc_directions[k], v * basis.pc_stds[k]));
+  }
+  return out;
+}
+
+export function exploreOffsets(basis, dimensions, sliders) {
+  // app.explorer_tab's offsets(): slider values -> attribute, dimension and principal-direction offsets
+  const n = basis.attributes.length, m = basis.dimension_sliders;
+  const attributes = Object.fromEntries(basis.attributes.map((name, i) => [name, basis.signs[i] * sliders[i]]));
+  const chosen = (dimensions ?? []).slice(0, m);
+  const dims = Object.fromEntries(chosen.map((d, i) => [d, sliders[n + i]]).filter(([, v]) => v !== undefined));
+  return { attributes, dims, pcs: sliders.slice(n + m) };
+}
+
+export function latentOf(value, basis) {
+  if (value.kind === 'morph') return INTERPOLATIONS[value.method](value.a, value.b, value.t);
+  const { attributes, dims, pcs } = exploreOffsets(basis, value.dimensions, value.sliders);
+  return shift(value.z, dims, pcs, attributes, basis);
+}
+
+// The smallest module with a SIMD instruction (wasm-feature-detect's test): ORT's WASM build needs SIMD.
+const SIMD_PROBE = new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0, 1, 5, 1, 96, 0, 1, 123, 3, 2, 1, 0, 10, 10, 1, 8,
+  0, 65, 0, 253, 15, 253, 98, 11]);
+
+async function browserDecoder(props) {
+  if (!props.onnx_url) throw new Error('these weights ship no ONNX decoder');
+  if (typeof WebAssembly !== 'object' || !WebAssembly.validate(SIMD_PROBE)) {
+    throw new Error('this browser has no WebAssembly SIMD');
+  }
+  const runtime = new URL(props.runtime_url, location.href).href;  // the app's own copy: no CDN
+  const ort = await import(runtime + 'ort.wasm.min.mjs');
+  ort.env.wasm.wasmPaths = runtime;
+  // One thread: a face is too small to gain from more (docs/browser.md measures it), and threads
+  // would need a cross-origin-isolated page.
+  ort.env.wasm.numThreads = 1;
+  const session = await ort.InferenceSession.create(new URL(props.onnx_url, location.href).href,
+    { executionProviders: ['wasm'] });
+  return async (z) => {
+    const outputs = await session.run({ z: new ort.Tensor('float32', Float32Array.from(z), [1, z.length]) });
+    return outputs.image.data;  // 3×H×W in [0, 1]
+  };
+}
+
+function drawPlanes(canvas, planes) {
+  const g = canvas.getContext('2d'), size = canvas.width * canvas.height;
+  const image = g.createImageData(canvas.width, canvas.height);
+  for (let p = 0; p < size; p++) {
+    for (let c = 0; c < 3; c++) image.data[4 * p + c] = Math.round(Math.min(Math.max(planes[c * size + p], 0), 1) * 255);
+    image.data[4 * p + 3] = 255;
+  }
+  g.putImageData(image, 0, 0);
+}
+
+async function drawPng(canvas, url) {
+  const image = new Image();
+  image.src = url;
+  await image.decode();
+  canvas.getContext('2d').drawImage(image, 0, 0);
+}
+
+export function mount(element, props, server, watch) {
+  const canvas = element.querySelector('canvas'), note = element.querySelector('.face-mode');
+  let draw = null, pending = null, busy = false, frames = 0;
+
+  async function decodeNewest() {
+    if (busy || pending === null || draw === null) return;
+    const value = pending;
+    pending = null;
+    busy = true;
+    try {
+      await draw(value);
+      canvas.dataset.frames = ++frames;  // tests and the benchmark wait on this
+    } catch (error) {
+      note.textContent = `Could not draw the face: ${error.message ?? error}`;
+    } finally {
+      busy = false;
+      if (pending !== null) requestAnimationFrame(decodeNewest);
+    }
+  }
+
+  function show(value) {
+    if (!value) return;
+    pending = value;
+    requestAnimationFrame(decodeNewest);
+  }
+
+  function useServer(reason) {
+    element.dataset.mode = 'server';
+    note.textContent = `Decoded on the server (${reason}).`;
+    draw = async (value) => drawPng(canvas, await server.decode(value));
+  }
+
+  element.querySelector('.face-download').addEventListener('click', (event) => {
+    event.currentTarget.href = canvas.toDataURL('image/png');
+  });
+  watch('value', () => show(props.value));
+  browserDecoder(props).then((decode) => {
+    element.dataset.mode = 'browser';
+    note.textContent = 'Decoded in this browser (WebAssembly).';
+    draw = async (value) => drawPlanes(canvas, await decode(latentOf(value, props.basis)));
+  }).catch((error) => useServer(error.message ?? String(error))).finally(() => show(pending ?? props.value));
+}
