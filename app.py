@@ -10,7 +10,9 @@ from __future__ import annotations
 import argparse
 import atexit
 import base64
+import contextlib
 import functools
+import inspect
 import logging
 import math
 import os
@@ -74,16 +76,29 @@ class PhotoInput(gr.Image):
 
 def user_errors(fn):
     """Turn a bad photo, seed or attribute name into a message in the UI (and the API's error),
-    not a traceback."""
+    not a traceback. Generator handlers (results in steps) stay generators, as Gradio needs."""
 
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
+    @contextlib.contextmanager
+    def messages():
         try:
-            return fn(*args, **kwargs)
+            yield
         except (PhotoError, ShareError) as error:
             raise gr.Error(str(error)) from None
         except UnknownAttribute as error:
             raise gr.Error(error.args[0]) from None
+
+    if inspect.isgeneratorfunction(fn):
+        @functools.wraps(fn)
+        def steps(*args, **kwargs):
+            with messages():
+                yield from fn(*args, **kwargs)
+
+        return steps
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        with messages():
+            return fn(*args, **kwargs)
 
     return wrapper
 

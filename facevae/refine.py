@@ -21,7 +21,7 @@ from .identity import IdentityNet, identity_loss
 class Refinement:
     steps: int = 20
     lr: float = 0.05
-    identity_weight: float = 200.0  # per face, in units of the summed squared pixel error
+    identity_weight: float = 0.0  # per face, in units of the summed squared pixel error (see docs/identity.md)
     anchor_weight: float = 1.0  # per face, on the squared distance from the encoder's latent
 
 

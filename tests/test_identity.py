@@ -47,16 +47,19 @@ def test_refinement_lowers_the_loss_it_optimises_and_stops_at_its_step_limit(exa
     with torch.no_grad():
         z0 = model.encode(x)[0]
     steps = []
-    settings = Refinement(steps=6)
+    settings = Refinement(steps=6, identity_weight=200.0)  # both terms, though the app uses pixels alone
     z, losses = refine_latents(model, x, z0, settings, load_identity_net(), lambda step, loss: steps.append(step))
     assert steps == list(range(1, 7)) and len(losses) == 7
     assert losses[-1] < losses[0]
     assert z.shape == z0.shape and not torch.equal(z, z0)
 
 
+@pytest.mark.xfail(strict=True, reason="issue 17's target, not met yet: Grace Hopper's reconstruction, refined or "
+                                       "not, is nearer to the astronaut's photo by dlib (docs/identity.md)")
 def test_each_example_reconstruction_is_nearer_its_own_photo_than_the_others(example_faces):
-    """Grace Hopper's encoder reconstruction was nearer to the astronaut, by dlib; refined, each
-    reconstruction is its own person's."""
+    """The shipped model's reconstructions (refined, as the app shows them) of the two example
+    photos, each nearer by dlib to its own photo than to the other's. Strict: once a model makes
+    it pass, the mark must go."""
     pipeline = FacePipeline(load_model())
     results = [pipeline.refined_reconstruction(pipeline.reconstruct(EXAMPLES / name))
                for name in ("grace_hopper.jpg", "astronaut.jpg")]

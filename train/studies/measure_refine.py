@@ -83,8 +83,11 @@ def main(argv=None) -> None:
 
     print(f"\nscored on the first {SCORING.stop} val faces (rank-1 among them):")
     print("| reconstruction | PSNR (dB) | dlib same person | rank-1 | mean distance |\n|---|---|---|---|---|")
-    for name, settings in [("encoder (posterior mean)", None), (f"refined, pixels only, {args.steps} steps",
-                           Refinement(steps=args.steps, identity_weight=0.0)), (f"refined, {chosen}", chosen)]:
+    rows = {"encoder (posterior mean)": None, f"refined, pixels only, {args.steps} steps": Refinement(steps=args.steps,
+                                                                                                   identity_weight=0.0)}
+    if best:  # the identity loss won on the tuning faces
+        rows[f"refined, {chosen}"] = chosen
+    for name, settings in rows.items():
         r = judge(model, val[SCORING], photos[SCORING], settings)
         print(f"| {name} | {r['psnr']:.2f} | {r['same_person']:.1%} | {r['rank1']:.1%} | {r['distance']:.3f} |", flush=True)
     times = seconds_per_face(model, val[2000:], chosen)
