@@ -8,7 +8,9 @@ landmarks, and a least-squares similarity (rotation, uniform scale, shift) maps 
 aligned training images. The landmarks are then placed again, twice, on the face warped into
 that frame, upright and at CelebA's size, which is where the template was measured
 (`python -m train.studies.calibrate_align` writes celeba_landmarks.json beside this file), and the
-face is cut as crop_celeba cuts a training image.
+face is cut as crop_celeba cuts a training image. A photo cut close around the face (a
+headshot) leaves part of that frame empty: it is completed (complete_frame), and a face
+not found is searched for again with a hidden border (HIDDEN_MARGIN).
 
 Model files: dlib's HOG detector is built into dlib; the shape predictor and the CNN detector
 ship inside the face-recognition-models package, found with importlib (its __init__ imports
@@ -50,6 +52,25 @@ CONFIDENT_SCORE = 0.5  # HOG scores at least this count in full; weaker ones ran
 # Beside a face scoring at least this, weaker detections are dropped: on 240 pasted CelebA faces
 # the true face scored 0.21 at the least (1.66 median), the false ones on clothes and noise 0.10.
 WEAK_SCORE = 0.2
+# A photo in which no face was found (a headshot, cut close around the face, may be one) is
+# searched again upright with a hidden border of this share of its long side, on copies no
+# bigger than the usual ones; the CNN detector too when the photo is small enough that it runs
+# on the photo at full size (a big headshot has a big face: HOG finds that). On 200 CelebA faces
+# cut forehead to chin (train.studies.measure_headshots) this finds 3 more of the 80×96 ones;
+# a border of 0.1 found one fewer of those.
+HIDDEN_MARGIN = 0.25
+# Beyond the photo, its edge pixels repeat blurred by σ = this × the distance from it (in
+# pixels of CelebA's frame), between fixed σs: streaks, the bare repeated pixels, are the
+# one thing in such a frame the model has never seen. See complete_frame.
+BLUR_GROWTH = 1.0
+BLUR_SIGMAS = (1, 2, 4, 8, 16, 32)
+# and get the photo's grain back (its pixel noise, at least this many levels): a blurred area
+# without it looks flat and, far out, holds long runs of one pixel value, a streak again.
+LEAST_GRAIN = 1.0
+# Filled, a share of the aligned face below this is not told (a few rows, as where a crop
+# reaches just past the top of the head): the example astronaut's 0.3%, Grace Hopper's 1.4%.
+NOTICEABLE_FILL = 0.01
+CROP_ROWS = slice(18, 200)  # the frame's rows that crop_celeba's square (20–197) and its resampling read
 REFIT_ROUNDS = 2  # landmarks placed again on the face in CelebA's frame (see fit_to_template)
 
 
@@ -133,6 +154,14 @@ class FaceInfo:
     crop_corners: np.ndarray  # 4×2: the square taken from the photo, clockwise from top left
     photo_size: tuple[int, int]
     notes: list[str] = field(default_factory=list)  # things worth telling the user
+    # size×size, 0 to 1: how much of each pixel of the aligned face the photo covers, where the
+    # frame was completed beyond the photo (see complete_frame); None where the photo covers it all
+    photo_area: np.ndarray | None = None
+
+    @property
+    def completed(self) -> bool:
+        """Whether a noticeable part of the aligned face lies beyond the photo (and was filled)."""
+        return self.photo_area is not None and float((1 - self.photo_area).mean()) >= NOTICEABLE_FILL
 
     @property
     def crop_box(self) -> tuple[float, float, float, float]:
@@ -147,6 +176,8 @@ class FaceInfo:
         head = f"Found {len(self.faces)} face{'s' if len(self.faces) > 1 else ''}; using face {self.chosen + 1}"
         roll = self.faces[self.chosen].roll
         head += f", turned {abs(roll):.0f}° in the photo and straightened." if abs(roll) >= 5 else "."
+        if self.completed:
+            head += " The photo ends close to the face: the frame was completed beyond your photo (outlined in the thumbnail)."
         return " ".join([head, *self.notes])
 
 
@@ -171,9 +202,10 @@ def similarity(source: np.ndarray, target: np.ndarray) -> np.ndarray:
     return np.array([[c, -s, tx], [s, c, ty]])
 
 
-def warp(photo: np.ndarray, matrix: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+def warp(photo: np.ndarray, matrix: np.ndarray, size: tuple[int, int], border: int = cv2.BORDER_REPLICATE) -> np.ndarray:
     """The photo seen through the 2×3 similarity `matrix` (photo pixels -> output pixels), size
-    (width, height); outside the photo its edge pixels repeat. A matrix that shrinks first has the
+    (width, height); outside the photo, OpenCV's border mode (by default its edge pixels repeat:
+    the landmarks are placed on this). A matrix that shrinks first has the
     part of the photo it reads shrunk by area averaging: warping straight from a big photo would
     alias, and the model cannot reconstruct aliased detail."""
     scale = float(np.sqrt(abs(np.linalg.det(matrix[:, :2]))))
@@ -189,7 +221,74 @@ def warp(photo: np.ndarray, matrix: np.ndarray, size: tuple[int, int]) -> np.nda
             # smaller's pixel (u, v) is photo pixel (left + (u + 0.5) / fx - 0.5, top + (v + 0.5) / fy - 0.5)
             to_region = np.array([[1 / fx, 0, left + 0.5 / fx - 0.5], [0, 1 / fy, top + 0.5 / fy - 0.5], [0, 0, 1]])
             photo, matrix = smaller, matrix @ to_region
-    return cv2.warpAffine(photo, matrix, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return cv2.warpAffine(photo, matrix, size, flags=cv2.INTER_LINEAR, borderMode=border)
+
+
+def photo_share(matrix: np.ndarray, photo_size: tuple[int, int], size: tuple[int, int] = CELEBA_SIZE) -> np.ndarray:
+    """How much of each pixel of the frame (H×W float32, 0 to 1) the photo covers, the frame
+    being what matrix maps the photo (photo_size: width, height) into."""
+    covered = np.full(photo_size[::-1], 255, np.uint8)
+    return cv2.warpAffine(covered, matrix, size, flags=cv2.INTER_LINEAR, borderValue=0).astype(np.float32) / 255
+
+
+def distance_outside(share: np.ndarray) -> np.ndarray:
+    """Each frame pixel's distance (in pixels) from the nearest one the photo covers in full."""
+    return cv2.distanceTransform((share < 1).astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+
+
+def growing_blur(frame: np.ndarray, distance: np.ndarray, growth: float = BLUR_GROWTH) -> np.ndarray:
+    """frame (float32) blurred by σ = growth × distance, pixel by pixel: each pixel a blend of
+    the two copies blurred by the nearest of BLUR_SIGMAS."""
+    sigmas = np.array((0.0, *BLUR_SIGMAS))
+    wanted = np.clip(distance * growth, 0, sigmas[-1])
+    needed = sigmas[: int(np.searchsorted(sigmas, wanted.max())) + 1]
+    if len(needed) == 1:
+        return frame
+    levels = np.stack([frame] + [blurred(frame, sigma) for sigma in needed[1:]])
+    lower = np.clip(np.searchsorted(needed, wanted, side="right") - 1, 0, len(needed) - 2)
+    weight = ((wanted - needed[lower]) / (needed[lower + 1] - needed[lower]))[..., None].astype(np.float32)
+    rows, columns = np.indices(wanted.shape)
+    return (1 - weight) * levels[lower, rows, columns] + weight * levels[lower + 1, rows, columns]
+
+
+def blurred(image: np.ndarray, sigma: float) -> np.ndarray:
+    """A Gaussian blur; past σ 2 one of σ 2 on a copy sigma/2 times smaller, enlarged again: close
+    enough for a background, and 2 ms where a σ-32 kernel takes 90."""
+    if sigma <= 2:
+        return cv2.GaussianBlur(image, (0, 0), sigma)
+    height, width = image.shape[:2]
+    factor = sigma / 2
+    small = cv2.resize(image, (max(1, round(width / factor)), max(1, round(height / factor))), interpolation=cv2.INTER_AREA)
+    return cv2.resize(cv2.GaussianBlur(small, (0, 0), 2), (width, height), interpolation=cv2.INTER_LINEAR)
+
+
+def complete_frame(photo: np.ndarray, matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """The photo warped by matrix into CelebA's 178×218 frame, and how much of each of the
+    frame's pixels the photo covers (None when it covers all crop_celeba reads: the warp as it
+    is). Where the crop reaches beyond the photo, the frame is completed: the edge pixels repeat
+    outward, blurred the more the further out (growing_blur), and the photo's own pixels are
+    kept as they are."""
+    frame = warp(photo, matrix, CELEBA_SIZE)
+    share = photo_share(matrix, (photo.shape[1], photo.shape[0]))
+    if share[CROP_ROWS].min() >= 1:
+        return frame, None
+    frame = frame.astype(np.float32)
+    filled = growing_blur(frame, distance_outside(share)) + grain(frame, share)
+    covered = share[..., None]
+    return (covered * frame + (1 - covered) * filled).round().clip(0, 255).astype(np.uint8), share
+
+
+def grain(frame: np.ndarray, share: np.ndarray) -> np.ndarray:
+    """Noise like the photo's own (its pixels' deviation from their neighbours, robustly), the
+    same for the same photo."""
+    detail = (frame - cv2.GaussianBlur(frame, (0, 0), 1.0))[share >= 1]
+    level = max(LEAST_GRAIN, 1.4826 * float(np.median(np.abs(detail[::7]))) if detail.size else 0.0)
+    return level * unit_noise(frame.shape)
+
+
+@functools.cache
+def unit_noise(shape: tuple[int, ...]) -> np.ndarray:
+    return np.random.default_rng(0).standard_normal(shape, dtype=np.float32)
 
 
 def rolled(image: np.ndarray, degrees: float) -> tuple[np.ndarray, np.ndarray]:
@@ -219,13 +318,14 @@ def fit_to_template(photo: np.ndarray, landmarks: np.ndarray, score: float, roun
 
 
 def find_faces(photo: np.ndarray, upsamples=UPSAMPLES, rolls=ROLLS, detect_side: int = DETECT_SIDE,
-               cnn: bool = True) -> list[Face]:
+               cnn: bool = True, margin: float = 0.0) -> list[Face]:
     """The faces in an RGB uint8 photo (H×W×3), the best first (see rank).
 
     HOG runs on a copy at most detect_side long; when it finds nothing confident, on copies
-    rolled by each of rolls, then on bigger copies (upsamples), and last (cnn) the CNN detector."""
+    rolled by each of rolls, then on bigger copies (upsamples), and last (cnn) the CNN detector.
+    margin: the copies get a hidden border (see shrunk), for a face that fills the photo."""
     faces: list[Face] = []
-    small, zoom = shrunk(photo, detect_side)
+    small, zoom = shrunk(photo, detect_side, margin)
     for upsample in upsamples:
         for degrees in rolls:
             copy, matrix = rolled(small, degrees)
@@ -234,18 +334,25 @@ def find_faces(photo: np.ndarray, upsamples=UPSAMPLES, rolls=ROLLS, detect_side:
             if any(face.score >= CONFIDENT_SCORE for face in faces):
                 return rank(faces)
     if cnn:
-        small, zoom = shrunk(photo, CNN_SIDE)
+        small, zoom = shrunk(photo, CNN_SIDE, margin)
         with _cnn_lock:
             found = _cnn_detector()(small, 0)
         faces += faces_from(photo, small, zoom[:2], [d.rect for d in found], [d.confidence for d in found])
     return rank(faces)
 
 
-def shrunk(photo: np.ndarray, long_side: int) -> tuple[np.ndarray, np.ndarray]:
-    """The photo at most long_side long (area-averaged), and the 3×3 matrix from photo pixels to it."""
-    zoom = min(1.0, long_side / max(photo.shape[:2]))
+def shrunk(photo: np.ndarray, long_side: int, margin: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """The photo at most long_side long (area-averaged), and the 3×3 matrix from photo pixels to
+    it. margin: with a border this share of the photo's long side all round, within long_side
+    (the edge pixels repeated: dlib's detector and landmarks want some room around a face,
+    which a photo cut close around one lacks)."""
+    zoom = min(1.0, long_side / (max(photo.shape[:2]) * (1 + 2 * margin)))
     small = cv2.resize(photo, (round(photo.shape[1] * zoom), round(photo.shape[0] * zoom)), interpolation=cv2.INTER_AREA)
-    return small, np.array([[small.shape[1] / photo.shape[1], 0, 0], [0, small.shape[0] / photo.shape[0], 0], [0, 0, 1]])
+    scale_x, scale_y = small.shape[1] / photo.shape[1], small.shape[0] / photo.shape[0]
+    border = round(margin * max(small.shape[:2]))
+    if border:
+        small = cv2.copyMakeBorder(small, border, border, border, border, cv2.BORDER_REPLICATE)
+    return small, np.array([[scale_x, 0, border], [0, scale_y, border], [0, 0, 1]])
 
 
 def faces_from(photo: np.ndarray, copy: np.ndarray, to_copy: np.ndarray, boxes, scores) -> list[Face]:
@@ -285,12 +392,17 @@ def align_face(source, face_index: int | None = None, size: int = IMAGE_SIZE, qu
                ) -> tuple[Image.Image, FaceInfo]:
     """Any photo -> (size×size RGB face framed as the model was trained, FaceInfo).
 
-    Several faces: the best (see rank) unless face_index picks another. No face: a centre
-    crop, reported in FaceInfo. quick: one upright search on the photo as it is (a live video
-    frame: the next frame comes soon). Raises PhotoError for unusable files (see load_photo)."""
+    Several faces: the best (see rank) unless face_index picks another. No face: searched again
+    with a hidden border (HIDDEN_MARGIN), then a centre crop, reported in FaceInfo. A crop
+    reaching beyond the photo is completed there (complete_frame; FaceInfo.photo_area).
+    quick: one upright search on the photo as it is (a live video frame: the next frame comes
+    soon). Raises PhotoError for unusable files (see load_photo)."""
     img, notes = load_photo(source)
     photo = np.asarray(img)
     faces = find_faces(photo, upsamples=(0,), rolls=(0,), cnn=False) if quick else find_faces(photo)
+    if not faces and not quick:
+        faces = find_faces(photo, rolls=(0,), margin=HIDDEN_MARGIN,
+                           cnn=max(photo.shape[:2]) * (1 + 2 * HIDDEN_MARGIN) <= CNN_SIDE)
     if not faces:
         return (crop_square(img, celeba_square(*img.size), size),
                 FaceInfo(False, [], None, square_corners(*img.size), img.size, notes))
@@ -298,20 +410,39 @@ def align_face(source, face_index: int | None = None, size: int = IMAGE_SIZE, qu
     if face_index is not None and chosen != face_index:
         notes.append(f"There is no face {face_index + 1}; used face 1.")
     face = faces[chosen]
-    aligned = Image.fromarray(warp(photo, face.matrix, CELEBA_SIZE))
-    return crop_celeba(aligned, size), FaceInfo(True, faces, chosen, face.crop_corners, img.size, notes)
+    frame, share = complete_frame(photo, face.matrix)
+    info = FaceInfo(True, faces, chosen, face.crop_corners, img.size, notes)
+    if share is not None:
+        info.photo_area = np.asarray(crop_celeba(Image.fromarray((share * 255).round().astype(np.uint8)), size),
+                                     np.float32)[..., 0] / 255
+    return crop_celeba(Image.fromarray(frame), size), info
 
 
 def draw_detections(img: Image.Image, info: FaceInfo, max_side: int = 320) -> Image.Image:
     """A thumbnail of the photo with each face's landmarks and crop square (yellow) and the
-    chosen crop in green."""
-    scale = min(1.0, max_side / max(img.size))
-    thumb = img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))), reducing_gap=2.0)
+    chosen crop in green. When the frame was completed beyond the photo, the thumbnail shows
+    all of the crop, grey beyond the photo, and outlines the photo's area in white."""
+    left, top, right, bottom = 0.0, 0.0, float(img.width), float(img.height)
+    if info.completed:
+        crop_left, crop_top, crop_right, crop_bottom = info.crop_box
+        left, top, right, bottom = min(left, crop_left), min(top, crop_top), max(right, crop_right), max(bottom, crop_bottom)
+    scale = min(1.0, max_side / max(right - left, bottom - top))
+    photo = img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))), reducing_gap=2.0)
+    offset = np.array([-left, -top]) * scale  # photo pixels p are at p * scale + offset
+    thumb = Image.new("RGB", (max(1, round((right - left) * scale)), max(1, round((bottom - top) * scale))), (128, 128, 128))
+    thumb.paste(photo, tuple(np.round(offset).astype(int)))
     draw = ImageDraw.Draw(thumb)
+
+    def at(points: np.ndarray) -> list[tuple[float, float]]:
+        return [tuple(p) for p in points * scale + offset]
+
+    if info.completed:
+        x0, y0 = np.round(offset).astype(int)
+        draw.rectangle([x0, y0, x0 + photo.width - 1, y0 + photo.height - 1], outline=(255, 255, 255), width=2)
     for i, face in enumerate(info.faces):
         if i != info.chosen:
-            draw.polygon([tuple(p) for p in face.crop_corners * scale], outline=(255, 200, 0), width=2)
-        for x, y in five_points(face.landmarks) * scale:
+            draw.polygon(at(face.crop_corners), outline=(255, 200, 0), width=2)
+        for x, y in at(five_points(face.landmarks)):
             draw.ellipse([x - 2, y - 2, x + 2, y + 2], fill=(255, 60, 60))
-    draw.polygon([tuple(p) for p in info.crop_corners * scale], outline=(0, 220, 0), width=3)
+    draw.polygon(at(info.crop_corners), outline=(0, 220, 0), width=3)
     return thumb

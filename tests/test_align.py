@@ -8,7 +8,8 @@ import pytest
 from PIL import Image
 
 from facevae import crop_celeba
-from facevae.align import (TEMPLATE_FILE, align_face, crop_square, draw_detections, find_faces, five_points, warp)
+from facevae.align import (TEMPLATE_FILE, align_face, complete_frame, crop_square, draw_detections, find_faces,
+                           five_points, photo_share, warp)
 from facevae.photo import PhotoError, load_photo
 from facevae.preprocess import CELEBA_SIZE
 
@@ -109,6 +110,86 @@ def test_the_thumbnail_shows_the_landmarks_and_the_rolled_crop(celeba_like):
         assert r > 200 and g < 100 and b < 100
     top_edge = (info.crop_corners[0] + info.crop_corners[1]) / 2 * scale  # the green square's rolled edge
     assert tuple(thumb[round(top_edge[1]), round(top_edge[0])]) == (0, 220, 0)
+
+
+HEADSHOT_BOX = (39, 65, 139, 185)  # forehead to chin in CelebA's frame
+
+
+def headshot(celeba_like: Image.Image, enlarge: float) -> Image.Image:
+    """The face cut close on all four sides, as a profile picture is."""
+    width, height = HEADSHOT_BOX[2] - HEADSHOT_BOX[0], HEADSHOT_BOX[3] - HEADSHOT_BOX[1]
+    return celeba_like.crop(HEADSHOT_BOX).resize((round(width * enlarge), round(height * enlarge)), Image.Resampling.LANCZOS)
+
+
+def longest_run(image: Image.Image, where: np.ndarray) -> int:
+    """The longest run of identical pixels along a row or a column, among those where is True."""
+    pixels, longest = np.asarray(image), 1
+    for lines, mask in ((pixels, where), (pixels.transpose(1, 0, 2), where.T)):
+        same = np.all(lines[1:] == lines[:-1], axis=2) & mask[1:] & mask[:-1]
+        run = np.zeros(same.shape[1], int)
+        for row in same:
+            run = np.where(row, run + 1, 0)
+            longest = max(longest, int(run.max()) + 1)
+    return longest
+
+
+@pytest.mark.parametrize("enlarge", [2.5, 0.8])  # a 250×300 profile picture; an 80×96 one, LFW's size
+def test_a_face_cut_close_on_all_four_sides_is_found_and_its_frame_completed_without_streaks(celeba_like, enlarge):
+    photo = headshot(celeba_like, enlarge)
+    face, info = align_face(photo)
+    assert info.found and info.completed and "the frame was completed beyond your photo" in info.message
+    # the face is fitted as in the whole image: CelebA's frame within about two pixels
+    left, top, right, bottom = (round(v * 128 / 178) for v in (HEADSHOT_BOX[0], HEADSHOT_BOX[1] - 20, HEADSHOT_BOX[2], HEADSHOT_BOX[3] - 20))
+    inside = (slice(top + 3, bottom - 3), slice(left + 3, right - 3))
+    assert np.abs(np.asarray(face, np.float32)[inside] - np.asarray(crop_celeba(celeba_like), np.float32)[inside]).mean() < 12
+    assert info.photo_area[inside].min() == 1 and info.photo_area[:top - 3].max() == 0
+    edges_repeated = crop_celeba(Image.fromarray(warp(np.asarray(photo), info.faces[0].matrix, CELEBA_SIZE)))
+    beyond = info.photo_area < 1
+    assert longest_run(edges_repeated, beyond) > 20  # what the frame held before: streaks
+    assert longest_run(face, beyond) <= 4
+
+
+def test_the_fill_never_overwrites_the_photos_pixels(celeba_like):
+    photo = np.asarray(headshot(celeba_like, 2.5))
+    _, info = align_face(Image.fromarray(photo))
+    matrix = info.faces[0].matrix
+    frame, share = complete_frame(photo, matrix)
+    as_warped = warp(photo, matrix, CELEBA_SIZE)
+    covered = share >= 1
+    assert covered.mean() > 0.3 and (~covered).mean() > 0.3
+    assert np.array_equal(frame[covered], as_warped[covered])
+    assert np.array_equal(share, photo_share(matrix, (photo.shape[1], photo.shape[0])))
+
+
+def test_a_photo_with_a_roomy_frame_is_aligned_exactly_as_before(celeba_like):
+    photo = paste(celeba_like, 2.0, (100, 150))
+    face, info = align_face(photo)
+    before = crop_celeba(Image.fromarray(warp(np.asarray(photo), info.faces[0].matrix, CELEBA_SIZE)))
+    assert not info.completed and "completed" not in info.message
+    assert np.abs(np.asarray(face, np.int16) - np.asarray(before, np.int16)).max() <= 1
+
+
+def test_the_hidden_margin_keeps_the_faces_in_the_photos_pixels(celeba_like):
+    photo = np.asarray(paste(celeba_like, 2.0, (100, 150)))
+    plain, padded = find_faces(photo), find_faces(photo, margin=0.25)
+    assert len(plain) == len(padded) == 1
+    assert np.abs(plain[0].landmarks - padded[0].landmarks).max() < 3
+    assert np.abs(plain[0].crop_corners - padded[0].crop_corners).max() < 3
+
+
+def test_the_thumbnail_outlines_the_photo_in_the_completed_crop(celeba_like):
+    photo = headshot(celeba_like, 2.5)
+    _, info = align_face(photo)
+    thumb = draw_detections(photo, info, max_side=400)
+    left, top, right, bottom = info.crop_box
+    scale = 400 / max(right - left, bottom - top)
+    assert thumb.width > photo.width * scale + 20 and thumb.height > photo.height * scale + 20  # all of the crop
+    pixels = np.asarray(thumb).astype(int)
+    x0, y0 = round(-left * scale), round(-top * scale)  # the photo's top left corner
+    x1, y1 = x0 + round(photo.width * scale) - 1, y0 + round(photo.height * scale) - 1
+    for x, y in [((x0 + x1) // 2, y0), ((x0 + x1) // 2, y1), (x0, (y0 + y1) // 2), (x1, (y0 + y1) // 2)]:
+        assert tuple(pixels[y, x]) == (255, 255, 255)  # the white outline on each side
+    assert tuple(pixels[y0 - 10, x0 - 10]) == (128, 128, 128)  # grey beyond the photo
 
 
 def test_no_face_gives_a_centre_crop_and_says_so():

@@ -48,3 +48,13 @@ def test_the_live_mirror_follows_a_face_across_frames():
     assert np.abs(first - last).mean() < 4  # ...so the aligned face stays the same
     aligned, _, _, info = pipeline.mirror(np.full((480, 640, 3), 100, np.uint8))
     assert not info.found and aligned.size == (128, 128)  # nobody in view: the middle of the picture
+
+
+def test_a_headshot_is_reconstructed_in_a_completed_frame_and_the_thumbnail_shows_the_whole_crop(tmp_path):
+    path = tmp_path / "headshot.jpg"
+    Image.open(ASTRONAUT).convert("RGB").crop((170, 48, 282, 182)).save(path, quality=90)  # forehead to chin
+    result = FacePipeline(load_model()).reconstruct(str(path))
+    assert result.info.found and result.info.completed
+    assert "the frame was completed beyond your photo" in result.info.message
+    assert result.detections.width > 112 * 1.5 and result.detections.height > 134 * 1.3  # the crop, beyond the photo
+    assert result.psnr > 20
