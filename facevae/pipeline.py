@@ -37,8 +37,7 @@ class Reconstruction:
     psnr: float
     info: FaceInfo
     detections: Image.Image  # thumbnail of the photo with the face box
-    latent: torch.Tensor  # the latent decoded into the reconstruction
-    refined: bool = False
+    latent: torch.Tensor  # 1×latent_dim, decoded into the reconstruction
 
 
 class FacePipeline:
@@ -80,14 +79,14 @@ class FacePipeline:
         info.notes[:0] = notes
         x = to_tensor(face)
         z = self.model.encode(x)[0]
-        return self._result(face, x, z, info, draw_detections(img, info), refined=False)
+        return self._result(face, x, z, info, draw_detections(img, info))
 
     def refined_reconstruction(self, result: Reconstruction, on_step=None) -> Reconstruction:
-        """The same face reconstructed from its refined latent, which is then cached as the
-        photo's latent for the explorer and the morph (see latent)."""
+        """The same face reconstructed from its refined latent (the explorer and the morph refine
+        a photo's latent the same way: see latent)."""
         z = self.refine(result.face, result.latent[0], on_step)[None]
         with torch.inference_mode():
-            return self._result(result.face, to_tensor(result.face), z, result.info, result.detections, refined=True)
+            return self._result(result.face, to_tensor(result.face), z, result.info, result.detections)
 
     @staticmethod
     def likeness(result: Reconstruction) -> tuple[float, bool]:
@@ -97,9 +96,9 @@ class FacePipeline:
         distance = float(np.linalg.norm(photo - reconstruction))
         return distance, distance < SAME_PERSON
 
-    def _result(self, face, x, z, info, detections, refined: bool) -> Reconstruction:
+    def _result(self, face, x, z, info, detections) -> Reconstruction:
         y = self.model.decode(z)
-        return Reconstruction(face, to_image(y[0]), mse(x, y).item(), psnr(x, y).item(), info, detections, z, refined)
+        return Reconstruction(face, to_image(y[0]), mse(x, y).item(), psnr(x, y).item(), info, detections, z)
 
     @torch.inference_mode()
     def mirror(self, frame: np.ndarray) -> tuple[Image.Image, Image.Image, float, FaceInfo]:
