@@ -58,7 +58,8 @@ def reconstruction_loss(logits: torch.Tensor, x: torch.Tensor, kind: str,
 def face_weights(size: int, weight: float, box: tuple[int, int, int, int] = (32, 44, 96, 108)) -> torch.Tensor:
     """A 1×1×size×size map of mean 1 that weighs the pixels of the inner face `weight` times as
     much as the rest. CelebA is aligned, so the eyes, nose and mouth, which carry who a person
-    is, sit inside the same box from the brows to below the mouth (left, top, right, bottom, in a 128-px crop) in every image."""
+    is, sit inside the same box in every image: from the brows to below the mouth (left, top,
+    right, bottom in a 128-px crop)."""
     left, top, right, bottom = (round(v * size / 128) for v in box)
     w = torch.ones(1, 1, size, size)
     w[..., top:bottom, left:right] = weight

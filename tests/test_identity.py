@@ -1,16 +1,23 @@
-"""Identity: dlib's verdict (the measure), the identity network (the loss), and refining a
-photo's latent at upload with both in their places."""
+"""Identity: dlib's verdict (the measure), the identity network (the loss), refining a photo's
+latent at upload, and the training terms meant to keep identity."""
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from facevae import align_face, load_model
-from facevae.identity import SAME_PERSON, face_descriptors, identity_scores, load_identity_net
+from facevae import FaceVAE, align_face, load_model
+from facevae.identity import (
+    SAME_PERSON,
+    face_descriptors,
+    identity_scores,
+    load_identity_net,
+)
+from facevae.losses import face_weights
 from facevae.pipeline import FacePipeline
 from facevae.preprocess import images_to_tensor
 from facevae.refine import Refinement, refine_latents
+from train.train import Objective, training_step
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "assets" / "examples"
 
@@ -67,3 +74,19 @@ def test_each_example_reconstruction_is_nearer_its_own_photo_than_the_others(exa
     reconstructions = face_descriptors(np.stack([np.asarray(r.reconstruction) for r in results]))
     distances = np.linalg.norm(reconstructions[:, None] - photos[None], axis=2)
     assert distances[0, 0] < distances[0, 1] and distances[1, 1] < distances[1, 0], distances
+
+
+def test_the_face_weights_and_the_identity_term_enter_a_training_step(faces):
+    weights = face_weights(128, 3.0)
+    assert weights.mean().item() == pytest.approx(1.0)
+    assert weights[0, 0, 64, 64] / weights[0, 0, 2, 2] == pytest.approx(3.0)  # the face's middle, a corner
+    model = FaceVAE(dropout=0.0)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    batch = torch.from_numpy(np.stack([np.asarray(face.resize((128, 128))) for face in faces[:4]]))
+    before = [p.detach().clone() for p in model.parameters()]
+    objective = Objective("gaussian", 0.4, weights, load_identity_net(), identity_weight=1000.0)
+    terms = training_step(model, optimizer, batch, objective, kl_weight=1.0)
+    assert 0.0 <= terms.identity.item() <= 2.0
+    assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters()))
+    assert terms.total.item() == pytest.approx(terms.reconstruction.item() + 0.4 * terms.kl.item()
+                                               + 1000.0 * terms.identity.item(), rel=1e-4)

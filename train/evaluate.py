@@ -26,7 +26,8 @@ Definitions
   --identity-images faces, default all); rank1: the share whose nearest photo is its own, among
   the first 1,000 faces (so that figures compare across splits). The anchor, identity_blur: the
   photos Gaussian-blurred by σ = 2.5 px, about the model's pixel error, which keep who they are.
-  dlib is never part of any training loss. The photos' descriptors are cached beside the images.
+  dlib is never part of any training loss. The photos' descriptors are cached (in the image
+  cache's folder, by each image's hash).
 """
 from __future__ import annotations
 

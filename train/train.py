@@ -76,8 +76,7 @@ PRECISIONS = ("auto", "fp32", "bf16")
 CPU_BF16_FLAGS = ("amx_bf16", "avx512_bf16")
 
 LOG_FIELDS = ["epoch", "step", "train_loss", "train_reconstruction", "train_kl", "train_identity", "val_loss",
-              "val_reconstruction",
-              "val_kl", "val_mse", "val_psnr", "val_ssim", "images_per_second", "minutes"]
+              "val_reconstruction", "val_kl", "val_mse", "val_psnr", "val_ssim", "images_per_second", "minutes"]
 
 
 def parse_config(argv=None) -> argparse.Namespace:
