@@ -257,7 +257,7 @@ def test_without_webassembly_the_server_decodes_and_the_note_says_so(server, bro
     assert wait_for_face(page, "#explored", expected) <= 1  # the very same decoder and PNG
 
 
-def test_the_pages_latent_arithmetic_is_the_pipelines(page):
+def test_the_pages_latent_arithmetic_is_the_pipelines(server, browser):  # noqa: F811
     """face.js moves latents as FacePipeline.shift does and interpolates as facevae.latent does."""
     from app import DIMENSION_SLIDERS, PC_SLIDERS, WEB, explorer_basis, web_url
     from facevae import load_model
@@ -284,10 +284,12 @@ def test_the_pages_latent_arithmetic_is_the_pipelines(page):
                    for a, b in pairs for t in (0.0, 0.3, 0.5, 1.0) for method in ("spherical", "linear")]
     expected += [INTERPOLATIONS[case["method"]](torch.tensor(case["a"]), torch.tensor(case["b"]), case["t"])
                  for case in morph_cases]
+    page = browser.new_page()
+    page.goto(server.local_url + web_url(WEB / "face.js"))  # a page of the app's origin, to import the module
     latents = page.evaluate("""async ([url, cases, basis]) => {
-        const face = await import(new URL(url, location.href));
+        const face = await import(url);
         return cases.map(value => Array.from(face.latentOf(value, basis)));
-    }""", [web_url(WEB / "face.js"), explore_cases + morph_cases, basis])
+    }""", [server.local_url + web_url(WEB / "face.js"), explore_cases + morph_cases, basis])
     for got, want in zip(latents, expected, strict=True):
         assert np.abs(np.array(got) - want.numpy()).max() < 1e-4
 
