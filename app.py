@@ -644,7 +644,7 @@ def when_shared(tab: str, handler, outputs: int):
     def run(restored_tab, *inputs):
         if restored_tab == tab:
             return handler(*inputs)
-        return gr.update() if outputs == 1 else [gr.update()] * outputs
+        return [gr.update()] * outputs
 
     return run
 

@@ -235,6 +235,10 @@ def test_explorer_and_morph_sliders_decode_in_the_browser_with_no_request(page, 
     assert np.abs(smiling - start).mean() > 2  # the face has changed, to the server's own decode:
     assert wait_for_face(page, "#explored", smiling) <= 2
     page.screenshot(path=str(shots / "explorer_browser.png"), full_page=True)
+    with page.expect_download() as download:  # the face as the canvas shows it
+        page.locator("#explored").get_by_text("Download PNG").click()
+    assert download.value.suggested_filename == "face.png"
+    assert np.array_equal(png_pixels(download.value.path()), canvas_pixels(page, "#explored"))
 
     page.get_by_role("tab", name="Morph").click()  # opens with a face, seeds 1 and 2 halfway
     halfway = png_pixels(client.predict(None, 1, None, 2, 0.5, "spherical", api_name="/morph"))

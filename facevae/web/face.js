@@ -85,11 +85,15 @@ async function browserDecoder(props, server) {
 }
 
 function drawPlanes(canvas, planes) {
+  // ImageData is a Uint8ClampedArray: it clamps to 0…255 and rounds half to even, as
+  // facevae.preprocess.to_image does with torch.round
   const g = canvas.getContext('2d'), size = canvas.width * canvas.height;
-  const image = g.createImageData(canvas.width, canvas.height);
+  const image = g.createImageData(canvas.width, canvas.height), rgba = image.data;
   for (let p = 0; p < size; p++) {
-    for (let c = 0; c < 3; c++) image.data[4 * p + c] = Math.round(Math.min(Math.max(planes[c * size + p], 0), 1) * 255);
-    image.data[4 * p + 3] = 255;
+    rgba[4 * p] = planes[p] * 255;
+    rgba[4 * p + 1] = planes[size + p] * 255;
+    rgba[4 * p + 2] = planes[2 * size + p] * 255;
+    rgba[4 * p + 3] = 255;
   }
   g.putImageData(image, 0, 0);
 }
