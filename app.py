@@ -158,20 +158,25 @@ class FaceCanvas(gr.HTML):
 
     def __init__(self, pipeline: FacePipeline, latent_of, label: str, basis: dict | None = None, height: int = 400,
                  filename: str = "face.png", **kwargs):
+        def latent_basis(_=None):  # a server function is always handed the call's data, none here
+            """What face.js needs to compute latents, fetched once: as a prop, the page would copy
+            and compare it on every slider move."""
+            return basis or {}
+
         def decode(value):
-            """The face as a PNG data URL, for browsers that cannot decode it themselves."""
+            """The face as a PNG data URL, for browsers that cannot decode it themselves; a value
+            that is no face gets a message (a raised error would reach the page as a bare 500)."""
             try:
                 z = latent_of(value)
-            except (KeyError, TypeError, ValueError) as error:
-                raise gr.Error(f"cannot draw this face: {error}") from None
-            return "data:image/png;base64," + base64.b64encode(png_bytes(pipeline.decode(z)[0])).decode()
+            except (KeyError, TypeError, ValueError, gr.Error) as error:
+                return {"error": f"cannot draw this face: {error}"}
+            return {"png": "data:image/png;base64," + base64.b64encode(png_bytes(pipeline.decode(z)[0])).decode()}
 
         onnx = pipeline.model.onnx_decoder
         super().__init__(value=None, label=label, html_template=self.TEMPLATE, css_template=self.STYLE,
-                         js_on_load=self.JS, server_functions=[decode], apply_default_css=False,
+                         js_on_load=self.JS, server_functions=[latent_basis, decode], apply_default_css=False,
                          module_url=web_url(WEB / "face.js"), runtime_url=web_url(WEB / "vendor" / "onnxruntime-web") + "/",
-                         onnx_url=web_url(onnx) if onnx is not None else None, basis=basis or {},
-                         size=pipeline.model.image_size, height=height, filename=filename, **kwargs)
+                         onnx_url=web_url(onnx) if onnx is not None else None, size=pipeline.model.image_size, height=height, filename=filename, **kwargs)
 
     def preprocess(self, payload):
         return payload
@@ -669,7 +674,7 @@ def when_shared(tab: str, handler, outputs: int):
     def run(restored_tab, *inputs):
         if restored_tab == tab:
             return handler(*inputs)
-        return gr.update() if outputs == 1 else [gr.update()] * outputs
+        return [gr.update()] * outputs
 
     return run
 

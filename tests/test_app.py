@@ -118,6 +118,13 @@ def test_explorer_takes_attribute_offsets_by_name(client):
     assert client.predict(api_name="/ping") == "ok"
 
 
+@pytest.mark.parametrize("offsets", [({"Smiling": "nan"}, {}, {}), ({}, {"1": "inf"}, {}), ({}, {}, {"39": 1e308}),
+                                     ({"Smiling": -1e5}, {}, {})])
+def test_explorer_offsets_that_are_no_numbers_or_absurd_get_a_message(client, offsets):
+    with pytest.raises(Exception, match="is not a number from -100 to 100"):
+        client.predict(None, 3, *offsets, api_name="/explore")
+
+
 def test_any_whole_number_is_a_seed(client):
     huge = pixels(client.predict(4, 2**80, 0.8, "mixture", api_name="/sample"))
     assert np.array_equal(huge, pixels(client.predict(4, 2**80 % 2**64, 0.8, "mixture", api_name="/sample")))

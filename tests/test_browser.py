@@ -235,6 +235,10 @@ def test_explorer_and_morph_sliders_decode_in_the_browser_with_no_request(page, 
     assert np.abs(smiling - start).mean() > 2  # the face has changed, to the server's own decode:
     assert wait_for_face(page, "#explored", smiling) <= 2
     page.screenshot(path=str(shots / "explorer_browser.png"), full_page=True)
+    with page.expect_download() as download:  # the face as the canvas shows it
+        page.locator("#explored").get_by_text("Download PNG").click()
+    assert download.value.suggested_filename == "face.png"
+    assert np.array_equal(png_pixels(download.value.path()), canvas_pixels(page, "#explored"))
 
     page.get_by_role("tab", name="Morph").click()  # opens with a face, seeds 1 and 2 halfway
     halfway = png_pixels(client.predict(None, 1, None, 2, 0.5, "spherical", api_name="/morph"))
@@ -257,7 +261,7 @@ def test_without_webassembly_the_server_decodes_and_the_note_says_so(server, bro
     assert wait_for_face(page, "#explored", expected) <= 1  # the very same decoder and PNG
 
 
-def test_the_pages_latent_arithmetic_is_the_pipelines(page):
+def test_the_pages_latent_arithmetic_is_the_pipelines(server, browser):  # noqa: F811
     """face.js moves latents as FacePipeline.shift does and interpolates as facevae.latent does."""
     from app import DIMENSION_SLIDERS, PC_SLIDERS, WEB, explorer_basis, web_url
     from facevae import load_model
@@ -284,10 +288,12 @@ def test_the_pages_latent_arithmetic_is_the_pipelines(page):
                    for a, b in pairs for t in (0.0, 0.3, 0.5, 1.0) for method in ("spherical", "linear")]
     expected += [INTERPOLATIONS[case["method"]](torch.tensor(case["a"]), torch.tensor(case["b"]), case["t"])
                  for case in morph_cases]
+    page = browser.new_page()
+    page.goto(server.local_url + web_url(WEB / "face.js"))  # a page of the app's origin, to import the module
     latents = page.evaluate("""async ([url, cases, basis]) => {
-        const face = await import(new URL(url, location.href));
+        const face = await import(url);
         return cases.map(value => Array.from(face.latentOf(value, basis)));
-    }""", [web_url(WEB / "face.js"), explore_cases + morph_cases, basis])
+    }""", [server.local_url + web_url(WEB / "face.js"), explore_cases + morph_cases, basis])
     for got, want in zip(latents, expected, strict=True):
         assert np.abs(np.array(got) - want.numpy()).max() < 1e-4
 

@@ -46,7 +46,10 @@ def test_publish_sends_the_model_and_exactly_the_spaces_files_and_a_second_run_c
 
     model_files = hub.repos[MODEL_REPO]
     assert {"config.json", "model.safetensors", "latent_stats.safetensors", "README.md"} <= set(model_files)
-    for name in ("config.json", "model.safetensors", "latent_stats.safetensors", "README.md", "samples_mixture.png"):
+    # onnx/decoder.onnx: exported again by push_model, byte for byte the shipped file (the export
+    # is deterministic, so a re-publish uploads nothing)
+    for name in ("config.json", "model.safetensors", "latent_stats.safetensors", "README.md", "samples_mixture.png",
+                 "onnx/decoder.onnx"):
         assert model_files[name] == (BUNDLED / name).read_bytes(), name
 
     space = hub.spaces[SPACE]
@@ -54,6 +57,10 @@ def test_publish_sends_the_model_and_exactly_the_spaces_files_and_a_second_run_c
     assert set(space) == expected
     assert "app.py" in space and "facevae/model.py" in space and "requirements.txt" in space
     assert "facevae/celeba_landmarks.json" in space  # align_face's template: the app cannot align without it
+    # the page's decoder and the runtime it needs, served by the Space itself
+    assert {"facevae/web/face.js", "assets/facevae-celeba-128/onnx/decoder.onnx",
+            "facevae/web/vendor/onnxruntime-web/ort-wasm-simd-threaded.wasm",
+            "facevae/web/vendor/onnxruntime-web/LICENSE"} <= set(space)
     assert not any(name.startswith(("tests/", "runs/", "train/", ".ci/")) for name in space)
     images = {name for name in space if name.lower().endswith((".jpg", ".jpeg", ".png", ".webp"))}
     assert images == {"assets/examples/astronaut.jpg", "assets/examples/grace_hopper.jpg"}  # public domain, no CelebA

@@ -2,7 +2,8 @@
 
     python -m train.publish --model-repo USER/NAME --space USER/NAME [--private] [--token T]
 
---model-repo: the weights, latent statistics, model card and its images (facevae.loading.push_model).
+--model-repo: the weights, the decoder as ONNX, latent statistics, model card and its images
+(facevae.loading.push_model).
 --space: the Gradio Space: exactly SPACE_FILES, the app's requirements.txt and a README whose
 front matter names the model repo; the Space variable FACEVAE_MODEL is set to the model repo, so
 the Space pulls its weights from the Hub. Either runs alone. The token is --token, else HF_TOKEN,
@@ -33,9 +34,12 @@ from facevae.loading import BUNDLED_MODEL, MODEL_ENV, push_model
 
 ROOT = Path(__file__).resolve().parent.parent
 # What the app needs at run time, relative to the repository's root; nothing else is uploaded.
-SPACE_FILES = ["app.py", "requirements.txt", "facevae/*.py", "facevae/*.json", "assets/examples/*",
+# facevae/web: the page's face component and the ONNX Runtime Web it runs (its .wasm, 14 MB, goes
+# through LFS on the Hub); onnx/decoder.onnx: the decoder it runs.
+SPACE_FILES = ["app.py", "requirements.txt", "facevae/*.py", "facevae/*.json", "facevae/web/*.js",
+               "facevae/web/vendor/onnxruntime-web/*", "assets/examples/*",
                *(f"assets/{BUNDLED_MODEL.name}/{name}" for name in
-                 ("config.json", "model.safetensors", "latent_stats.safetensors"))]
+                 ("config.json", "model.safetensors", "latent_stats.safetensors", "onnx/decoder.onnx"))]
 
 SPACE_README = """---
 title: FaceVAE

@@ -63,7 +63,7 @@ export function latentOf(value, basis) {
 const SIMD_PROBE = new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0, 1, 5, 1, 96, 0, 1, 123, 3, 2, 1, 0, 10, 10, 1, 8,
   0, 65, 0, 253, 15, 253, 98, 11]);
 
-async function browserDecoder(props) {
+async function browserDecoder(props, server) {
   if (!props.onnx_url) throw new Error('these weights ship no ONNX decoder');
   if (typeof WebAssembly !== 'object' || !WebAssembly.validate(SIMD_PROBE)) {
     throw new Error('this browser has no WebAssembly SIMD');
@@ -74,20 +74,26 @@ async function browserDecoder(props) {
   // One thread: a face is too small to gain from more (docs/browser.md measures it), and threads
   // would need a cross-origin-isolated page.
   ort.env.wasm.numThreads = 1;
-  const session = await ort.InferenceSession.create(new URL(props.onnx_url, location.href).href,
-    { executionProviders: ['wasm'] });
-  return async (z) => {
+  const [session, basis] = await Promise.all([
+    ort.InferenceSession.create(new URL(props.onnx_url, location.href).href, { executionProviders: ['wasm'] }),
+    server.latent_basis()]);
+  return async (value) => {
+    const z = latentOf(value, basis);
     const outputs = await session.run({ z: new ort.Tensor('float32', Float32Array.from(z), [1, z.length]) });
     return outputs.image.data;  // 3×H×W in [0, 1]
   };
 }
 
 function drawPlanes(canvas, planes) {
+  // ImageData is a Uint8ClampedArray: it clamps to 0…255 and rounds half to even, as
+  // facevae.preprocess.to_image does with torch.round
   const g = canvas.getContext('2d'), size = canvas.width * canvas.height;
-  const image = g.createImageData(canvas.width, canvas.height);
+  const image = g.createImageData(canvas.width, canvas.height), rgba = image.data;
   for (let p = 0; p < size; p++) {
-    for (let c = 0; c < 3; c++) image.data[4 * p + c] = Math.round(Math.min(Math.max(planes[c * size + p], 0), 1) * 255);
-    image.data[4 * p + 3] = 255;
+    rgba[4 * p] = planes[p] * 255;
+    rgba[4 * p + 1] = planes[size + p] * 255;
+    rgba[4 * p + 2] = planes[2 * size + p] * 255;
+    rgba[4 * p + 3] = 255;
   }
   g.putImageData(image, 0, 0);
 }
@@ -128,16 +134,20 @@ export function mount(element, props, server, watch) {
   function useServer(reason) {
     element.dataset.mode = 'server';
     note.textContent = `Decoded on the server (${reason}).`;
-    draw = async (value) => drawPng(canvas, await server.decode(value));
+    draw = async (value) => {
+      const face = await server.decode(value);
+      if (face.error) throw new Error(face.error);
+      await drawPng(canvas, face.png);
+    };
   }
 
   element.querySelector('.face-download').addEventListener('click', (event) => {
     event.currentTarget.href = canvas.toDataURL('image/png');
   });
   watch('value', () => show(props.value));
-  browserDecoder(props).then((decode) => {
+  browserDecoder(props, server).then((decode) => {
     element.dataset.mode = 'browser';
     note.textContent = 'Decoded in this browser (WebAssembly).';
-    draw = async (value) => drawPlanes(canvas, await decode(latentOf(value, props.basis)));
+    draw = async (value) => drawPlanes(canvas, await decode(value));
   }).catch((error) => useServer(error.message ?? String(error))).finally(() => show(pending ?? props.value));
 }
