@@ -2,16 +2,19 @@
 model makes of the frame filled beyond the photo, against the same faces given whole.
 
     python -m train.studies.measure_headshots --data ../shared/data/celeba [--faces 200] [--png sheet.png]
+        [--no-identity] [--sizes 2.5 0.8]
+    python -m train.studies.measure_headshots --examples docs/headshots_examples.png  # no CelebA
+    python -m train.studies.measure_headshots --timing 3  # what the retry and completion cost
 
 Each of --faces val images (178×218, aligned by CelebA) is cut to a forehead-to-chin box (x 39–139,
 y 65–185), enlarged 2.5× (a 250×300 headshot) and 0.8× (80×96, LFW's size), saved as a JPEG and
-given to the face search; the whole image is the reference (its crop_celeba, and its landmarks).
-Prints, for each size:
+given to the face search; the whole image is the reference (its crop_celeba, and its landmarks),
+and so is the whole image pasted into a roomy photo and aligned by align_face. Prints, for each size:
 - found, and the five landmarks' error against the whole image's (in eye distances), for the
-  search as it was (on the photo as it is) and with the hidden margin align_face now adds;
+  search as it was (find_faces) and align_face's (with its bordered retry);
 - for each way of filling the frame beyond the photo: PSNR of the reconstruction inside the box
-  (the part the photo showed) and over the whole crop, both against crop_celeba of the whole
-  image, and the share of reconstructions dlib's face descriptor takes for the person (distance
+  (the part the photo showed) against crop_celeba of the whole image and against its own input,
+  over the whole crop against crop_celeba, and the share of reconstructions dlib's face descriptor takes for the person (distance
   to the whole image's crop below 0.6), beside the same figures for the whole image.
 """
 import argparse
