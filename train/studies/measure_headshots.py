@@ -28,17 +28,16 @@ import torch
 from PIL import Image, ImageOps
 
 from facevae import crop_celeba, load_model, to_tensor
-from facevae.align import (CELEBA_SIZE, align_face, complete_frame, distance_outside, find_faces,
-                           draw_detections, five_points, growing_blur, photo_share, to_photo, warp)
+from facevae.align import (CELEBA_SIZE, align_face, complete_frame, distance_outside, draw_detections, find_faces,
+                           five_points, growing_blur, photo_share, to_photo, warp)
 from facevae.data import find_splits
-from facevae.preprocess import to_grid
+from facevae.identity import SAME_PERSON, face_descriptors
 from facevae.metrics import psnr
-from train.measure_age import face_descriptors
-from train.measure_align import background, photo_with
+from facevae.preprocess import to_grid
+from train.studies.measure_align import background, photo_with
 
 BOX = (39, 65, 139, 185)  # left, top, right, bottom in CelebA's 178×218 frame: forehead to chin
 ENLARGEMENTS = (2.5, 0.8)
-SAME_PERSON = 0.6  # dlib's threshold on the descriptor distance
 FACE_SIDE = 144  # FFHQ's crop side (its qsize) for a face of CelebA's size in CelebA's frame
 
 
