@@ -34,12 +34,26 @@ def export_decoder(model: FaceVAE, path: str | os.PathLike) -> Path:
     was_training = model.training
     model.eval()
     try:
-        torch.onnx.export(_Decode(model).eval(), (torch.zeros(2, model.latent_dim, device=model.to_mu.weight.device),), str(path), dynamo=True,
-                          external_data=False, input_names=["z"], output_names=["image"],
+        example = torch.zeros(2, model.latent_dim, device=model.to_mu.weight.device)
+        torch.onnx.export(_Decode(model).eval(), (example,), str(path), dynamo=True, external_data=False,
+                          input_names=["z"], output_names=["image"],
                           dynamic_shapes={"z": {0: torch.export.Dim("batch")}}, verbose=False)
     finally:
         model.train(was_training)
+    without_provenance(path)
     return path
+
+
+def without_provenance(path: Path) -> None:
+    """Drop the exporter's per-node notes (stack traces with this checkout's file paths, FX node
+    dumps): the page needs none of them, and with them the same weights exported from another
+    folder (a CI clone) would give other bytes."""
+    import onnx
+
+    graph = onnx.load(str(path))
+    for node in graph.graph.node:
+        del node.metadata_props[:]
+    onnx.save(graph, str(path))
 
 
 def decoder_difference(model: FaceVAE, path: str | os.PathLike, n: int = 8, seed: int = 0) -> float:
