@@ -175,8 +175,10 @@ class FaceCanvas(gr.HTML):
         onnx = pipeline.model.onnx_decoder
         super().__init__(value=None, label=label, html_template=self.TEMPLATE, css_template=self.STYLE,
                          js_on_load=self.JS, server_functions=[latent_basis, decode], apply_default_css=False,
-                         module_url=web_url(WEB / "face.js"), runtime_url=web_url(WEB / "vendor" / "onnxruntime-web") + "/",
-                         onnx_url=web_url(onnx) if onnx is not None else None, size=pipeline.model.image_size, height=height, filename=filename, **kwargs)
+                         module_url=web_url(WEB / "face.js"),
+                         runtime_url=web_url(WEB / "vendor" / "onnxruntime-web") + "/",
+                         onnx_url=web_url(onnx) if onnx is not None else None,
+                         size=pipeline.model.image_size, height=height, filename=filename, **kwargs)
 
     def preprocess(self, payload):
         return payload
@@ -407,7 +409,8 @@ def morph_tab(pipeline: FacePipeline) -> MorphTab:
         t = float(value["t"])
         if not math.isfinite(t):
             raise ValueError("t is a number from 0 to 1")
-        return INTERPOLATIONS[value["method"]](value_latent(value["a"], latent_dim), value_latent(value["b"], latent_dim), t)
+        z0, z1 = value_latent(value["a"], latent_dim), value_latent(value["b"], latent_dim)
+        return INTERPOLATIONS[value["method"]](z0, z1, t)
 
     def share_state(photo_a, seed_a, photo_b, seed_b, t, method, shared_a, shared_b):
         z0, z1 = endpoints(photo_a, seed_a, photo_b, seed_b, shared_a, shared_b)
