@@ -3,9 +3,10 @@ towards the latent that reconstructs this face best.
 
 The encoder is amortised: one network guesses a latent for every face, and its guess is not the
 best latent for any one of them (the amortisation gap). Here Adam moves the latent itself to
-lower the pixel error, plus an identity loss (facevae.identity.IdentityNet: the reconstruction's
-embedding against the photo's), while a pull towards the encoder's guess keeps it among the
-faces the explorer's sliders and the morph were fitted on.
+lower the pixel error (and, with an identity weight, an identity loss: facevae.identity.IdentityNet's
+embedding of the reconstruction against the photo's; measured to buy nothing yet, so off by
+default), while a pull towards the encoder's guess keeps it among the faces the explorer's
+sliders and the morph were fitted on.
 """
 from __future__ import annotations
 
