@@ -26,6 +26,18 @@ def test_latent_stats_and_evaluation_scripts_run_on_a_tiny_folder(celeba_dir, tm
     assert metrics["images"] == 10 and 0 < metrics["ssim"] <= 1 and metrics["bits_per_dim"] > 0
     assert metrics["frechet_distance_normal"] > 0 and out_png.is_file()
     assert "psnr" in result.stdout
+    sheet = tmp_path / "sheet.png"
+    compared = subprocess.run([sys.executable, "-m", "train.studies.compare_levers", f"tiny={run / 'model'}",
+                               f"again={run / 'model'}", "--data", str(celeba_dir), "--identity-images", "3",
+                               "--components", "1,2", "--samples", "40", "--sheet", str(sheet)],
+                              cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert compared.returncode == 0, compared.stderr
+    rows = [line for line in compared.stdout.splitlines() if line.startswith(("| tiny ", "| again "))]
+    assert len(rows) == 4  # printed as judged, then in the table
+    assert rows[0].replace("tiny", "") == rows[1].replace("again", "")  # the same model judged twice alike
+    from PIL import Image
+
+    assert Image.open(sheet).size[1] > 2 * 128  # a row of samples per model
 
 
 def test_jittered_crops_are_crop_celeba_without_jitter_and_move_with_it(celeba_dir):
