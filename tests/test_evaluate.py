@@ -28,13 +28,15 @@ def test_latent_stats_and_evaluation_scripts_run_on_a_tiny_folder(celeba_dir, tm
     assert "psnr" in result.stdout
     sheet = tmp_path / "sheet.png"
     compared = subprocess.run([sys.executable, "-m", "train.studies.compare_levers", f"tiny={run / 'model'}",
-                               f"again={run / 'model'}", "--data", str(celeba_dir), "--identity-images", "3",
+                               f"again={run / 'model'}", "--data", str(celeba_dir), "--identity-from", "2",
+                               "--identity-images", "3",
                                "--components", "1,2", "--samples", "40", "--sheet", str(sheet)],
                               cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert compared.returncode == 0, compared.stderr
     rows = [line for line in compared.stdout.splitlines() if line.startswith(("| tiny ", "| again "))]
     assert len(rows) == 4  # printed as judged, then in the table
     assert rows[0].replace("tiny", "") == rows[1].replace("again", "")  # the same model judged twice alike
+    assert "identity over 3 from face 2" in compared.stdout
     from PIL import Image
 
     assert Image.open(sheet).size[1] > 2 * 128  # a row of samples per model

@@ -48,6 +48,16 @@ def test_the_identity_network_ships_in_the_package_and_tells_the_two_people_apar
     assert (own > other).all()
 
 
+def test_the_identity_network_as_a_judge_finds_each_face_in_its_mirror_not_in_the_other_person(example_faces):
+    from train.studies.compare_levers import identity_net_verdict
+
+    mirrors = np.ascontiguousarray(example_faces[:, :, ::-1])
+    with torch.no_grad():
+        own, swapped = identity_net_verdict(example_faces, mirrors), identity_net_verdict(example_faces, mirrors[::-1])
+    assert own["net_rank1"] == 1.0 and swapped["net_rank1"] == 0.0
+    assert own["net_cosine"] > swapped["net_cosine"]
+
+
 def test_refinement_lowers_the_loss_it_optimises_and_stops_at_its_step_limit(example_faces):
     model = load_model().requires_grad_(False)
     x = images_to_tensor(example_faces)

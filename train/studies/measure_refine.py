@@ -2,10 +2,12 @@
 and what it costs in time.
 
     python -m train.studies.measure_refine --data ../shared/data/celeba
+    python -m train.studies.measure_refine --data ../shared/data/celeba --steps 200 --anchor-weight 0 --weights 0
 
-The identity weight is chosen on val faces 1,000–1,099 and scored on the first 300, by dlib's
-verdict (facevae.identity), a network the refinement never sees: the refinement's identity loss
-is the CelebA-trained IdentityNet. Time: one face at a time, as the app refines an upload.
+The second asks what the decoder can draw at all: the latent moved freely, for many steps,
+towards the pixels of each face. The identity weight is chosen on val faces 1,000–1,099 and
+scored on the first 300, by dlib's verdict (facevae.identity), a network the refinement never
+sees: the refinement's identity loss is the CelebA-trained IdentityNet. Time: one face at a time, as the app refines an upload.
 """
 from __future__ import annotations
 
@@ -63,6 +65,8 @@ def main(argv=None) -> None:
     parser.add_argument("--data", required=True)
     parser.add_argument("--steps", type=int, default=Refinement.steps)
     parser.add_argument("--weights", default="0,300,1000", help="identity weights to choose from")
+    parser.add_argument("--anchor-weight", type=float, default=Refinement.anchor_weight,
+                        help="the pull towards the encoder's latent (0: the latent moves freely)")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default, one per core)")
     args = parser.parse_args(argv)
     if args.threads:
@@ -75,16 +79,17 @@ def main(argv=None) -> None:
     print(f"choosing the identity weight on val faces {TUNING.start}–{TUNING.stop - 1} ({args.steps} steps):")
     tried = {}
     for weight in (float(w) for w in args.weights.split(",")):
-        tried[weight] = judge(model, val[TUNING], tuning_photos, Refinement(steps=args.steps, identity_weight=weight))
+        tried[weight] = judge(model, val[TUNING], tuning_photos,
+                              Refinement(steps=args.steps, identity_weight=weight, anchor_weight=args.anchor_weight))
         print(f"  identity weight {weight:g}: " + ", ".join(f"{k} {v:.3f}" for k, v in tried[weight].items()), flush=True)
     best = max(tried, key=lambda w: (tried[w]["same_person"], tried[w]["rank1"]))
-    chosen = Refinement(steps=args.steps, identity_weight=best)
+    chosen = Refinement(steps=args.steps, identity_weight=best, anchor_weight=args.anchor_weight)
     print(f"chosen: {chosen}")
 
     print(f"\nscored on the first {SCORING.stop} val faces (rank-1 among them):")
     print("| reconstruction | PSNR (dB) | dlib same person | rank-1 | mean distance |\n|---|---|---|---|---|")
-    rows = {"encoder (posterior mean)": None, f"refined, pixels only, {args.steps} steps": Refinement(steps=args.steps,
-                                                                                                   identity_weight=0.0)}
+    pixels_only = Refinement(steps=args.steps, identity_weight=0.0, anchor_weight=args.anchor_weight)
+    rows = {"encoder (posterior mean)": None, f"refined, pixels only, {pixels_only}": pixels_only}
     if best:  # the identity loss won on the tuning faces
         rows[f"refined, {chosen}"] = chosen
     for name, settings in rows.items():
