@@ -5,7 +5,8 @@
 
 Each NAME=FOLDER is a save_pretrained model (a train.train run's model/). For each, the latent
 statistics are fitted afresh on the training split (as train.latent_stats does, mixture sizes
---components), then train.evaluate's figures are taken on the val split: PSNR and SSIM over the
+--components; or, with --components saved, read from the folder as train.latent_stats wrote
+them), then train.evaluate's figures are taken on the val split: PSNR and SSIM over the
 whole split, the Fréchet distance of mixture-prior samples, and identity over --identity-images
 val faces from --identity-from (0: to the end; a lever chosen on some faces is scored on others):
 dlib same person and rank-1 (dlib is in no loss), and a second judge, the CelebA-trained
@@ -22,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from facevae import FaceVAE
+from facevae import FaceVAE, load_model
 from facevae.data import cache_images, encode_all, find_splits
 from facevae.identity import load_identity_net
 from facevae.preprocess import images_to_tensor, to_grid
@@ -55,7 +56,8 @@ def main() -> None:
     parser.add_argument("--data", required=True)
     parser.add_argument("--identity-from", type=int, default=0, help="the first val face judged for identity")
     parser.add_argument("--identity-images", type=int, default=500, help="val faces judged for identity (0: to the end)")
-    parser.add_argument("--components", default="12", help="mixture sizes tried (the shipped model has 12)")
+    parser.add_argument("--components", default="12",
+                        help="mixture sizes tried (the shipped model has 12); saved: the folder's own latent statistics")
     parser.add_argument("--samples", type=int, default=2000, help="samples for the Fréchet distance")
     parser.add_argument("--sheet", default="runs/levers_samples.png")
     args = parser.parse_args()
@@ -66,8 +68,12 @@ def main() -> None:
     judged = val_images[args.identity_from:][: args.identity_images or None]
     rows, sheet = [], []
     for name, folder in (spec.split("=", 1) for spec in args.models):
-        model = FaceVAE.from_pretrained(str(Path(folder).expanduser())).eval()
-        fit_latent_stats(model, train_images, [int(k) for k in args.components.split(",")])
+        folder = str(Path(folder).expanduser())
+        if args.components == "saved":
+            model = load_model(folder)
+        else:
+            model = FaceVAE.from_pretrained(folder).eval()
+            fit_latent_stats(model, train_images, [int(k) for k in args.components.split(",")])
         r = evaluate(model, val_images, None, args.samples, None, identity_images=-1)
         r.update(identity_report(model, judged), **identity_net_verdict(judged, reconstructions_uint8(model, judged)))
         rows.append(f"| {name} | {r['psnr']:.2f} dB | {r['ssim']:.3f} | {r['kl_nats']:.0f} | "
