@@ -7,7 +7,8 @@ and what it costs in time.
 The second asks what the decoder can draw at all: the latent moved freely, for many steps,
 towards the pixels of each face. The identity weight is chosen on val faces 1,000–1,099 and
 scored on the first 300, by dlib's verdict (facevae.identity), a network the refinement never
-sees: the refinement's identity loss is the CelebA-trained IdentityNet. Time: one face at a time, as the app refines an upload.
+sees: the refinement's identity loss is the CelebA-trained IdentityNet. Time: one face at a
+time, as the app refines an upload.
 """
 from __future__ import annotations
 
