@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -78,18 +79,18 @@ def main(argv=None) -> None:
     tuning_photos = face_descriptors(val[TUNING])
 
     print(f"choosing the identity weight on val faces {TUNING.start}–{TUNING.stop - 1} ({args.steps} steps):")
+    base = Refinement(steps=args.steps, anchor_weight=args.anchor_weight)
     tried = {}
     for weight in (float(w) for w in args.weights.split(",")):
-        tried[weight] = judge(model, val[TUNING], tuning_photos,
-                              Refinement(steps=args.steps, identity_weight=weight, anchor_weight=args.anchor_weight))
+        tried[weight] = judge(model, val[TUNING], tuning_photos, replace(base, identity_weight=weight))
         print(f"  identity weight {weight:g}: " + ", ".join(f"{k} {v:.3f}" for k, v in tried[weight].items()), flush=True)
     best = max(tried, key=lambda w: (tried[w]["same_person"], tried[w]["rank1"]))
-    chosen = Refinement(steps=args.steps, identity_weight=best, anchor_weight=args.anchor_weight)
+    chosen = replace(base, identity_weight=best)
     print(f"chosen: {chosen}")
 
     print(f"\nscored on the first {SCORING.stop} val faces (rank-1 among them):")
     print("| reconstruction | PSNR (dB) | dlib same person | rank-1 | mean distance |\n|---|---|---|---|---|")
-    pixels_only = Refinement(steps=args.steps, identity_weight=0.0, anchor_weight=args.anchor_weight)
+    pixels_only = replace(base, identity_weight=0.0)
     rows = {"encoder (posterior mean)": None, f"refined, pixels only, {pixels_only}": pixels_only}
     if best:  # the identity loss won on the tuning faces
         rows[f"refined, {chosen}"] = chosen
