@@ -3,7 +3,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from facevae import FaceVAE
-from facevae.losses import kl_divergence, kl_warmup, reconstruction_loss, vae_loss
+from facevae.losses import edge_loss, kl_divergence, kl_warmup, reconstruction_loss, vae_loss
 from facevae.model import FastDropout
 
 
@@ -126,6 +126,22 @@ def test_gaussian_reconstruction_is_the_optimal_sigma_nll():
     normal = torch.distributions.Normal(torch.sigmoid(logits), mse.sqrt())
     expected = -normal.log_prob(x).flatten(1).sum(1)
     assert torch.allclose(reconstruction_loss(logits, x, "gaussian"), expected, atol=1e-3)
+
+
+def test_the_edge_loss_sees_a_shifted_outline_that_a_flat_error_of_the_same_size_hides():
+    x = torch.zeros(2, 3, 16, 16)
+    x[..., 4:12, 4:8] = 0.8  # a bar with sharp edges
+    shifted = torch.roll(x, 1, dims=3)  # the bar a pixel off: its outline is wrong
+    flat = x + ((shifted - x).pow(2).mean().sqrt())  # an even error of the same pixel MSE
+    logit = lambda y: torch.logit(y.clamp(1e-4, 1 - 1e-4))
+    assert torch.allclose((shifted - x).pow(2).mean(), (flat - x).pow(2).mean(), rtol=1e-3)
+    both = torch.cat([logit(shifted[:1]), logit(flat[1:])])
+    losses = edge_loss(both, x)
+    assert losses[0] > losses[1] + 100  # the shifted bar's edges cost nats; the flat error has none
+    mu, logvar = torch.zeros(2, 4), torch.zeros(2, 4)
+    plain = vae_loss(both, x, mu, logvar, "gaussian")
+    with_edges = vae_loss(both, x, mu, logvar, "gaussian", edge_weight=0.5)
+    assert torch.isclose(with_edges.reconstruction, plain.reconstruction + 0.5 * losses.mean(), rtol=1e-5)
 
 
 def test_kl_warmup_is_linear():

@@ -51,6 +51,7 @@ CONFIG = dict(
     identity_weight=0.0,  # nats per image for 1 − cos of the identity net's embeddings of photo and reconstruction
     identity_net="",  # the identity network's safetensors (default: the package's facevae/identity_net.safetensors)
     face_weight=1.0,  # the inner face's pixels weigh this many times the others in the reconstruction term
+    edge_weight=0.0,  # the reconstruction term adds this × the Gaussian likelihood of the image's edges (losses.edge_loss)
     kl_warmup_steps=0,  # KL weight rises linearly from 0 to 1 over these steps
     max_steps=0,  # stop after this many optimizer steps (0: run all epochs)
     max_minutes=0.0,  # stop after this much training time (0: no limit)
@@ -155,13 +156,15 @@ def learning_rate(cfg, step: int, total_steps: int) -> float:
 
 @dataclass
 class Objective:
-    """What a training step minimises: reconstruction (weighted by pixel_weights) + β·KL
-    (× the warm-up factor), + identity_weight × the identity loss when an identity net is given."""
+    """What a training step minimises: reconstruction (weighted by pixel_weights, + edge_weight ×
+    the edges' likelihood) + β·KL (× the warm-up factor), + identity_weight × the identity loss
+    when an identity net is given."""
     reconstruction: str
     beta: float
     pixel_weights: torch.Tensor | None = None
     identity_net: torch.nn.Module | None = None
     identity_weight: float = 0.0
+    edge_weight: float = 0.0
 
 
 def make_objective(cfg, device: torch.device) -> Objective:
@@ -169,7 +172,7 @@ def make_objective(cfg, device: torch.device) -> Objective:
     if cfg.identity_weight:
         identity_net = load_identity_net(Path(cfg.identity_net or IDENTITY_NET_FILE)).to(device)
     pixel_weights = face_weights(cfg.image_size, cfg.face_weight).to(device) if cfg.face_weight != 1.0 else None
-    return Objective(cfg.reconstruction, cfg.beta, pixel_weights, identity_net, cfg.identity_weight)
+    return Objective(cfg.reconstruction, cfg.beta, pixel_weights, identity_net, cfg.identity_weight, cfg.edge_weight)
 
 
 def training_step(model, optimizer, batch_uint8: torch.Tensor, objective: Objective, kl_weight: float,
@@ -188,7 +191,7 @@ def training_step(model, optimizer, batch_uint8: torch.Tensor, objective: Object
     with torch.autocast(x.device.type, dtype=dtype, enabled=dtype is not None):
         logits, mu, logvar = model(x)
     terms = vae_loss(logits.float(), x, mu.float(), logvar.float(), objective.reconstruction, objective.beta,
-                     kl_weight, objective.pixel_weights)
+                     kl_weight, objective.pixel_weights, objective.edge_weight)
     if objective.identity_net is not None:
         with torch.no_grad():
             target = objective.identity_net(x)
