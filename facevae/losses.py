@@ -49,10 +49,15 @@ def reconstruction_loss(logits: torch.Tensor, x: torch.Tensor, kind: str,
     if kind == "l1":
         return (w * (y - x).abs()).flatten(1).sum(1)
     if kind == "gaussian":
-        sq = (w * (y - x).pow(2)).flatten(1)
-        variance = sq.mean().detach().clamp_min(1e-6)
-        return 0.5 * (sq / variance + math.log(2 * math.pi) + variance.log()).sum(1)
+        return calibrated_gaussian_nll((w * (y - x).pow(2)).flatten(1))
     raise ValueError(f"reconstruction must be one of {RECONSTRUCTIONS}, got {kind!r}")
+
+
+def calibrated_gaussian_nll(sq: torch.Tensor) -> torch.Tensor:
+    """Per-row Gaussian negative log-likelihood of N×D squared errors, with the one σ² that is
+    optimal for the whole batch (their mean, held constant for the gradient)."""
+    variance = sq.mean().detach().clamp_min(1e-6)
+    return 0.5 * (sq / variance + math.log(2 * math.pi) + variance.log()).sum(1)
 
 
 def edge_loss(logits: torch.Tensor, x: torch.Tensor, pixel_weights: torch.Tensor | None = None) -> torch.Tensor:
@@ -67,8 +72,7 @@ def edge_loss(logits: torch.Tensor, x: torch.Tensor, pixel_weights: torch.Tensor
     w = torch.ones_like(residual[:1, :1]) if pixel_weights is None else pixel_weights
     sq = torch.cat([(w[..., :, 1:] * (residual[..., :, 1:] - residual[..., :, :-1]).pow(2)).flatten(1),
                     (w[..., 1:, :] * (residual[..., 1:, :] - residual[..., :-1, :]).pow(2)).flatten(1)], 1)
-    variance = sq.mean().detach().clamp_min(1e-6)
-    return 0.5 * (sq / variance + math.log(2 * math.pi) + variance.log()).sum(1)
+    return calibrated_gaussian_nll(sq)
 
 
 def face_weights(size: int, weight: float, box: tuple[int, int, int, int] = (32, 44, 96, 108)) -> torch.Tensor:

@@ -57,7 +57,7 @@ def main() -> None:
     parser.add_argument("--identity-from", type=int, default=0, help="the first val face judged for identity")
     parser.add_argument("--identity-images", type=int, default=500, help="val faces judged for identity (0: to the end)")
     parser.add_argument("--components", default="12",
-                        help="mixture sizes tried (the shipped model has 12); saved: the folder's own latent statistics")
+                        help="mixture sizes tried (train.latent_stats keeps the best); saved: the folder's own latent statistics")
     parser.add_argument("--samples", type=int, default=2000, help="samples for the Fréchet distance")
     parser.add_argument("--sheet", default="runs/levers_samples.png")
     args = parser.parse_args()
