@@ -3,10 +3,12 @@ towards the latent that reconstructs this face best.
 
 The encoder is amortised: one network guesses a latent for every face, and its guess is not the
 best latent for any one of them (the amortisation gap). Here Adam moves the latent itself to
-lower the pixel error (and, with an identity weight, an identity loss: facevae.identity.IdentityNet's
+lower the pixel error, the inner face's pixels weighted most, as who a person is lies mostly in
+the eyes, nose and mouth (and, with an identity weight, an identity loss: facevae.identity.IdentityNet's
 embedding of the reconstruction against the photo's; measured to buy nothing yet, so off by
 default), while a pull towards the encoder's guess keeps it among the faces the explorer's
-sliders and the morph were fitted on.
+sliders and the morph were fitted on. The defaults are the app's, chosen by measurement
+(train.studies.measure_refine, docs/identity.md).
 """
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from dataclasses import dataclass
 import torch
 
 from .identity import IdentityNet, identity_loss
+from .losses import face_weights
 
 
 @dataclass(frozen=True)
@@ -23,7 +26,8 @@ class Refinement:
     steps: int = 20
     lr: float = 0.05
     identity_weight: float = 0.0  # per face, in units of the summed squared pixel error (see docs/identity.md)
-    anchor_weight: float = 1.0  # per face, on the squared distance from the encoder's latent
+    face_weight: float = 16.0  # the inner face's pixels weigh this many times the rest, as training's --face-weight
+    anchor_weight: float = 0.5  # per face, on the squared distance from the encoder's latent
 
 
 def refine_latents(model, x: torch.Tensor, z0: torch.Tensor, settings: Refinement = Refinement(),
@@ -51,10 +55,11 @@ def refine_latents(model, x: torch.Tensor, z0: torch.Tensor, settings: Refinemen
 
 
 def objective(model, x, z, z0, settings: Refinement, identity_net, target) -> torch.Tensor:
-    """Mean over the faces of: summed squared pixel error + identity_weight × (1 − cos) +
-    anchor_weight × |z − z0|²."""
+    """Mean over the faces of: summed squared pixel error (weighted by face_weights, of mean 1) +
+    identity_weight × (1 − cos) + anchor_weight × |z − z0|²."""
     y = model.decode(z)
-    loss = (y - x).pow(2).flatten(1).sum(1) + settings.anchor_weight * (z - z0).pow(2).sum(1)
+    weights = face_weights(x.shape[-1], settings.face_weight)
+    loss = (weights * (y - x).pow(2)).flatten(1).sum(1) + settings.anchor_weight * (z - z0).pow(2).sum(1)
     if target is not None:
         loss = loss + settings.identity_weight * identity_loss(identity_net, y, target)
     return loss.mean()

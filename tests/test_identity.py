@@ -64,15 +64,30 @@ def test_refinement_lowers_the_loss_it_optimises_and_stops_at_its_step_limit(exa
     with torch.no_grad():
         z0 = model.encode(x)[0]
     steps = []
-    settings = Refinement(steps=6, identity_weight=200.0)  # both terms, though the app uses pixels alone
+    settings = Refinement(steps=6, identity_weight=200.0, face_weight=3.0)  # every term, whatever the app uses
     z, losses = refine_latents(model, x, z0, settings, load_identity_net(), lambda step, loss: steps.append(step))
     assert steps == list(range(1, 7)) and len(losses) == 7
     assert losses[-1] < losses[0]
     assert z.shape == z0.shape and not torch.equal(z, z0)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 17's target, not met yet: Grace Hopper's reconstruction, refined or "
-                                       "not, is nearer to the astronaut's photo by dlib (docs/identity.md)")
+def test_a_face_weight_spends_the_refinement_on_the_inner_face(example_faces):
+    model = load_model().requires_grad_(False)
+    x = images_to_tensor(example_faces)
+    with torch.no_grad():
+        z0 = model.encode(x)[0]
+    inner = face_weights(128, 2.0) > 1  # the box face_weights weighs
+
+    def inner_error(face_weight: float) -> float:
+        z, _ = refine_latents(model, x, z0, Refinement(steps=10, face_weight=face_weight))
+        with torch.no_grad():
+            return (model.decode(z) - x).pow(2)[inner.expand_as(x)].mean().item()
+
+    assert inner_error(4.0) < inner_error(1.0)
+
+
+@pytest.mark.xfail(strict=True, reason="issue 17's target, not met yet: Grace Hopper's refined reconstruction, "
+                                       "which the app shows, is nearer to the astronaut's photo by dlib (docs/identity.md)")
 def test_each_example_reconstruction_is_nearer_its_own_photo_than_the_others(example_faces):
     """The shipped model's reconstructions (refined, as the app shows them) of the two example
     photos, each nearer by dlib to its own photo than to the other's. Strict: once a model makes
