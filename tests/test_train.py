@@ -92,6 +92,18 @@ def test_init_from_starts_with_saved_weights_and_a_bad_source_gets_a_message(cel
     assert result.returncode != 0 and "--init-from" in result.stderr
 
 
+def test_a_frozen_decoder_keeps_its_weights_and_statistics_while_the_encoder_learns(celeba_dir, tmp_path):
+    bundled = ROOT / "assets" / "facevae-celeba-128"
+    out = tmp_path / "encoder_only"
+    run_training("--data", celeba_dir, "--out", out, "--epochs", 1, "--lr", "1e-3", "--init-from", bundled,
+                 "--freeze-decoder", "--face-weight", 16)
+    start, after = load_file(str(bundled / "model.safetensors")), weights(out)
+    decoder = [name for name in start if name.startswith(("decoder.", "from_latent."))]
+    encoder = [name for name in start if name.startswith(("encoder.", "to_mu.", "to_logvar."))]
+    assert len(decoder) > 10 and all(torch.equal(start[name], after[name]) for name in decoder)
+    assert all(not torch.equal(start[name], after[name]) for name in encoder if "num_batches" not in name)
+
+
 def test_a_plain_image_folder_trains_and_bad_files_do_not_stop_it(faces, tmp_path):
     root = tmp_path / "folder"
     root.mkdir()

@@ -51,6 +51,7 @@ CONFIG = dict(
     identity_weight=0.0,  # nats per image for 1 − cos of the identity net's embeddings of photo and reconstruction
     identity_net="",  # the identity network's safetensors (default: the package's facevae/identity_net.safetensors)
     face_weight=1.0,  # the inner face's pixels weigh this many times the others in the reconstruction term
+    freeze_decoder=False,  # the decoder keeps its loaded weights and BatchNorm statistics; only the encoder learns
     edge_weight=0.0,  # the reconstruction term adds this × the Gaussian likelihood of the image's edges (losses.edge_loss)
     kl_warmup_steps=0,  # KL weight rises linearly from 0 to 1 over these steps
     max_steps=0,  # stop after this many optimizer steps (0: run all epochs)
@@ -144,7 +145,26 @@ def precision_name(dtype: torch.dtype | None) -> str:
 
 def make_optimizer(model: torch.nn.Module, lr: float) -> torch.optim.Optimizer:
     # The fused kernel updates all parameters in one pass; the result equals plain Adam's.
-    return torch.optim.Adam(model.parameters(), lr=lr, fused=True)
+    return torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr, fused=True)
+
+
+def decoder_parts(model: FaceVAE) -> list[torch.nn.Module]:
+    return [model.from_latent, model.decoder]
+
+
+def freeze_decoder(model: FaceVAE) -> None:
+    """The decoder as loaded, weights and BatchNorm statistics, while the encoder learns a new
+    reconstruction term: latents that spend the same decoder differently (what the refinement
+    at upload finds face by face), with samples and the page's ONNX decoder unchanged."""
+    for part in decoder_parts(model):
+        part.requires_grad_(False)
+
+
+def train_mode(model: FaceVAE, decoder_frozen: bool) -> None:
+    model.train()
+    if decoder_frozen:  # its BatchNorms normalise by their loaded statistics, as in use
+        for part in decoder_parts(model):
+            part.eval()
 
 
 def learning_rate(cfg, step: int, total_steps: int) -> float:
@@ -265,6 +285,8 @@ def main(argv=None) -> FaceVAE:
                     negative_slope=cfg.negative_slope).to(device)
     if cfg.init_from:
         init_weights(model, cfg.init_from)
+    if cfg.freeze_decoder:
+        freeze_decoder(model)
     optimizer = make_optimizer(model, cfg.lr)
     sampler = DistributedSampler(range(len(train_images)), num_replicas=world, rank=rank, shuffle=True,
                                  seed=cfg.seed, drop_last=True)
@@ -314,7 +336,7 @@ def main(argv=None) -> FaceVAE:
         epoch, batch_in_epoch = divmod(step, steps_per_epoch)
         sampler.set_epoch(epoch)
         order = torch.tensor(list(sampler))[: steps_per_epoch * cfg.batch_size].view(steps_per_epoch, cfg.batch_size)
-        model.train()
+        train_mode(model, cfg.freeze_decoder)
         sums, seen, rate, epoch_start = torch.zeros(4), 0, 0.0, time.perf_counter()
         bar = tqdm(range(batch_in_epoch, steps_per_epoch), desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not is_main,
                    initial=batch_in_epoch, total=steps_per_epoch, mininterval=1 if sys.stderr.isatty() else 60)
@@ -354,7 +376,7 @@ def main(argv=None) -> FaceVAE:
 
     if is_main:
         if cfg.precise_bn:
-            precise_batchnorm(model, train_images, device)
+            precise_batchnorm(model, train_images, device, model.encoder if cfg.freeze_decoder else model)
         model.eval()
         model.save_pretrained(out / "model")
         print(f"saved the model to {out / 'model'} after {step} steps ({trained_seconds / 60:.1f} min)")
@@ -367,13 +389,15 @@ def main(argv=None) -> FaceVAE:
 
 
 @torch.no_grad()
-def precise_batchnorm(model: FaceVAE, images: torch.Tensor, device: torch.device, batch_size: int = 250) -> None:
+def precise_batchnorm(model: FaceVAE, images: torch.Tensor, device: torch.device, part: torch.nn.Module | None = None,
+                      batch_size: int = 250) -> None:
     """Each BatchNorm's running mean and variance, an exponential average over the last few
     dozen batches of still-changing weights (and of mirrored, jittered, dropped-out activations),
     replaced by the exact average over the training faces (N×H×W×3 uint8) as the model is used:
     final weights, no dropout, the decoder fed posterior means (PreciseBN, Wu & Johnson 2021).
-    Cheap, one forward pass over the data; +0.017 dB val PSNR for the shipped model."""
-    norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    Cheap, one forward pass over the data; +0.017 dB val PSNR for the shipped model.
+    part: only its BatchNorms (default: the whole model's)."""
+    norms = [m for m in (part or model).modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
     momentum = {norm: norm.momentum for norm in norms}
     model.eval()  # dropout off...
     for norm in norms:  # ...and only the BatchNorms gathering statistics
