@@ -104,6 +104,23 @@ def test_a_frozen_decoder_keeps_its_weights_and_statistics_while_the_encoder_lea
     assert all(not torch.equal(start[name], after[name]) for name in encoder if "num_batches" not in name)
 
 
+def test_a_resumed_run_keeps_its_decoder_frozen_and_refuses_to_thaw_it(celeba_dir, tmp_path):
+    bundled = ROOT / "assets" / "facevae-celeba-128"
+    out = tmp_path / "encoder_only"
+    common = ["--data", celeba_dir, "--out", out, "--epochs", 2, "--val-images", 2, "--lr", "1e-3"]
+    run_training(*common, "--init-from", bundled, "--freeze-decoder", "--max-steps", 3)
+    checkpoint = (out / "checkpoint.pt").read_bytes()
+    thawed = run_training(*common, "--resume", "--no-freeze-decoder", check=False)
+    assert thawed.returncode != 0 and "--freeze-decoder" in thawed.stderr
+    assert (out / "checkpoint.pt").read_bytes() == checkpoint
+    resumed = run_training(*common, "--resume")  # the flag left out: the run goes on as it started
+    assert "resumed from" in resumed.stdout
+    state = torch.load(out / "checkpoint.pt", weights_only=True)
+    assert state["config"]["freeze_decoder"] and state["step"] > 3
+    start, after = load_file(str(bundled / "model.safetensors")), weights(out)
+    assert all(torch.equal(start[name], after[name]) for name in start if name.startswith(("decoder.", "from_latent.")))
+
+
 def test_a_plain_image_folder_trains_and_bad_files_do_not_stop_it(faces, tmp_path):
     root = tmp_path / "folder"
     root.mkdir()

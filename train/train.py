@@ -285,6 +285,11 @@ def main(argv=None) -> FaceVAE:
                     negative_slope=cfg.negative_slope).to(device)
     if cfg.init_from:
         init_weights(model, cfg.init_from)
+    checkpoint_path = out / "checkpoint.pt"
+    state = None
+    if cfg.resume and checkpoint_path.is_file():
+        state = torch.load(checkpoint_path, map_location=device, weights_only=True)
+        cfg.freeze_decoder = resumed_freeze_decoder(cfg, state["config"], argv)
     if cfg.freeze_decoder:
         freeze_decoder(model)
     optimizer = make_optimizer(model, cfg.lr)
@@ -298,14 +303,12 @@ def main(argv=None) -> FaceVAE:
     step, trained_seconds = 0, 0.0
     objective = make_objective(cfg, device)
     dtype = autocast_dtype(cfg.precision, device)
-    checkpoint_path = out / "checkpoint.pt"
-    if cfg.resume and checkpoint_path.is_file():
-        state = torch.load(checkpoint_path, map_location=device, weights_only=True)
+    if state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         step, trained_seconds = state["step"], state["trained_seconds"]
         torch.set_rng_state(state["rng"][rank] if rank < len(state["rng"]) else torch.get_rng_state())
-        if not precision_given(argv):  # the run goes on in the precision it started in
+        if not option_given(argv, "precision"):  # the run goes on in the precision it started in
             dtype = autocast_dtype(state["config"].get("resolved_precision", "fp32"), device)
         if is_main:
             print(f"resumed from {checkpoint_path} at step {step}")
@@ -412,10 +415,21 @@ def precise_batchnorm(model: FaceVAE, images: torch.Tensor, device: torch.device
         norm.eval()
 
 
-def precision_given(argv) -> bool:
-    """--precision was on the command line (on resume, it then overrides the checkpoint's)."""
+def option_given(argv, name: str) -> bool:
+    """--name was on the command line (--precision given on resume overrides the checkpoint's)."""
     args = sys.argv[1:] if argv is None else argv
-    return any(arg == "--precision" or arg.startswith("--precision=") for arg in args)
+    return any(arg in (f"--{name}", f"--no-{name}") or arg.startswith(f"--{name}=") for arg in args)
+
+
+def resumed_freeze_decoder(cfg, started: dict, argv) -> bool:
+    """A resumed run keeps the decoder frozen or learning as it started: its optimizer's state
+    holds moments for just those parameters. Asked on the command line for the other, it stops
+    with a message and leaves the checkpoint as it is."""
+    frozen = started.get("freeze_decoder", False)
+    if option_given(argv, "freeze-decoder") and cfg.freeze_decoder != frozen:
+        sys.exit(f"--resume: {cfg.out} started {'with' if frozen else 'without'} --freeze-decoder and goes on so; "
+                 "drop the flag, or start a new run (another --out) with --init-from its model")
+    return frozen
 
 
 def init_weights(model: FaceVAE, source: str) -> None:
