@@ -232,6 +232,36 @@ def test_mirroring_flips_about_half_the_faces_and_nothing_else():
     assert 70 < int(flipped.sum()) < 130
 
 
+def test_input_noise_reaches_the_encoder_while_the_loss_asks_for_the_clean_face():
+    from facevae import FaceVAE
+    from facevae.losses import vae_loss
+    from train.train import Objective, training_step
+
+    class Recording(torch.nn.Module):  # the model, remembering what it was shown and what it drew
+        def __init__(self):
+            super().__init__()
+            self.vae = FaceVAE(dropout=0)
+
+        def forward(self, x):
+            self.seen = x.detach().clone()
+            self.out = self.vae(x)
+            return self.out
+
+    torch.manual_seed(0)
+    faces = torch.randint(0, 256, (4, 128, 128, 3), dtype=torch.uint8)
+    clean = faces.permute(0, 3, 1, 2).float() / 255
+    model = Recording()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.0)
+    objective = Objective("gaussian", 0.4, None, None, 0.0, 0.0)
+    terms = training_step(model, optimizer, faces, objective, 1.0, input_noise=0.04)
+    assert abs(float((model.seen - clean).std()) - 0.04) < 0.002  # the encoder saw the noisy face
+    logits, mu, logvar = (t.detach() for t in model.out)
+    asked = vae_loss(logits, clean, mu, logvar, "gaussian", 0.4)
+    assert torch.allclose(terms.reconstruction.detach(), asked.reconstruction, rtol=1e-5)  # scored on the clean one
+    training_step(model, optimizer, faces, objective, 1.0)
+    assert torch.equal(model.seen, clean)  # and without the option nothing is added
+
+
 def test_training_with_jitter_and_mirroring_runs(celeba_dir, tmp_path):
     result = run_training("--data", celeba_dir, "--out", tmp_path / "jitter", "--max-steps", 3, "--jitter", "--flip",
                           "--val-images", 2)

@@ -65,6 +65,7 @@ CONFIG = dict(
     precision="auto",  # auto, fp32 or bf16 autocast; auto: bf16 where the hardware has bf16 units (see autocast_dtype)
     jitter=False,  # random similarity jitter of each training face: shift ±4 px, scale ±5%, roll ±5°
     flip=False,  # mirror each training face left-right with probability 1/2
+    input_noise=0.0,  # std of Gaussian noise on the encoder's input only, the target the clean face (see training_step)
     precise_bn=True,  # at the end, BatchNorm statistics averaged exactly over the training faces (see precise_batchnorm)
     cache_dir="",  # where decoded images are cached (default ~/.cache/facevae)
     resume=False,  # continue from out/checkpoint.pt
@@ -197,19 +198,23 @@ def make_objective(cfg, device: torch.device) -> Objective:
 
 def training_step(model, optimizer, batch_uint8: torch.Tensor, objective: Objective, kl_weight: float,
                   dtype: torch.dtype | None = None, scaler: torch.amp.GradScaler | None = None, jitter: bool = False,
-                  flip: bool = False):
+                  flip: bool = False, input_noise: float = 0.0):
     """One optimizer step on an N×H×W×3 uint8 batch. Returns the loss terms (not yet stepped
     if the loss is not finite: the caller decides).
 
     dtype: the autocast dtype of the model's forward pass (None: fp32). The loss is computed in
-    fp32 from fp32 copies of the outputs, so its sums over 49,152 pixels do not round in bf16."""
+    fp32 from fp32 copies of the outputs, so its sums over 49,152 pixels do not round in bf16.
+    input_noise: the encoder sees the face with this much Gaussian noise added and is asked for
+    the clean one (the denoising criterion of Im et al., 2017): an encoder that has learnt its
+    28,000 training faces by heart is pushed back towards what holds across nearby images."""
     x = uint8_to_tensor(batch_uint8)
     if flip:
         x = random_mirror(x)
     if jitter:
         x = random_similarity(x)
+    seen = x + input_noise * torch.randn_like(x) if input_noise else x
     with torch.autocast(x.device.type, dtype=dtype, enabled=dtype is not None):
-        logits, mu, logvar = model(x)
+        logits, mu, logvar = model(seen)
     terms = vae_loss(logits.float(), x, mu.float(), logvar.float(), objective.reconstruction, objective.beta,
                      kl_weight, objective.pixel_weights, objective.edge_weight)
     if objective.identity_net is not None:
@@ -348,7 +353,7 @@ def main(argv=None) -> FaceVAE:
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate(cfg, step, total_steps)
             terms = training_step(ddp_model, optimizer, batch, objective, kl_warmup(step, cfg.kl_warmup_steps), dtype,
-                                  scaler, cfg.jitter, cfg.flip)
+                                  scaler, cfg.jitter, cfg.flip, cfg.input_noise)
             if not torch.isfinite(terms.total):
                 sys.exit(f"loss became {terms.total.item()} at step {step} (epoch {epoch + 1}); stopping. "
                          f"The last good checkpoint, {checkpoint_path}, is untouched: try a lower --lr.")
