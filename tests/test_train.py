@@ -235,6 +235,7 @@ def test_mirroring_flips_about_half_the_faces_and_nothing_else():
 def test_input_noise_reaches_the_encoder_while_the_loss_asks_for_the_clean_face():
     from facevae import FaceVAE
     from facevae.losses import vae_loss
+    from facevae.preprocess import uint8_to_tensor
     from train.train import Objective, training_step
 
     class Recording(torch.nn.Module):  # the model, remembering what it was shown and what it drew
@@ -249,7 +250,7 @@ def test_input_noise_reaches_the_encoder_while_the_loss_asks_for_the_clean_face(
 
     torch.manual_seed(0)
     faces = torch.randint(0, 256, (4, 128, 128, 3), dtype=torch.uint8)
-    clean = faces.permute(0, 3, 1, 2).float() / 255
+    clean = uint8_to_tensor(faces)
     model = Recording()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.0)
     objective = Objective("gaussian", 0.4, None, None, 0.0, 0.0)
