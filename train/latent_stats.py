@@ -22,6 +22,10 @@ from facevae.latent import ACTIVE_KL, LatentStats
 from train.attributes import ATTRIBUTE_FILE, Labels, fit_and_measure, read_labels, report
 
 
+def gaussian_mixture(components: int, seed: int = 0) -> GaussianMixture:
+    return GaussianMixture(components, covariance_type="full", reg_covar=1e-4, max_iter=200, random_state=seed)
+
+
 def fit_mixture(mu: np.ndarray, sizes: list[int], seed: int = 0) -> tuple[GaussianMixture, dict[int, float]]:
     """The mixture size with the best held-out log-likelihood (10% held out), refitted on all."""
     rng = np.random.default_rng(seed)
@@ -29,11 +33,17 @@ def fit_mixture(mu: np.ndarray, sizes: list[int], seed: int = 0) -> tuple[Gaussi
     held_out, fit_part = mu[order[: len(mu) // 10]], mu[order[len(mu) // 10:]]
     scores = {}
     for k in sizes:
-        gmm = GaussianMixture(k, covariance_type="full", reg_covar=1e-4, max_iter=200, random_state=seed)
-        scores[k] = float(gmm.fit(fit_part).score(held_out))
+        scores[k] = float(gaussian_mixture(k, seed).fit(fit_part).score(held_out))
         print(f"  {k:3d} components: held-out log-likelihood {scores[k]:.2f} per point", flush=True)
     best = max(scores, key=scores.get)
-    return GaussianMixture(best, covariance_type="full", reg_covar=1e-4, max_iter=200, random_state=seed).fit(mu), scores
+    return gaussian_mixture(best, seed).fit(mu), scores
+
+
+def mixture_tensors(gmm: GaussianMixture) -> dict[str, torch.Tensor]:
+    """A fitted mixture as LatentStats holds it."""
+    return dict(mixture_weights=torch.tensor(gmm.weights_, dtype=torch.float32),
+                mixture_means=torch.tensor(gmm.means_, dtype=torch.float32),
+                mixture_scale_trils=torch.linalg.cholesky(torch.tensor(gmm.covariances_)).float())
 
 
 def compute_stats(mu: torch.Tensor, logvar: torch.Tensor, sizes: list[int]) -> tuple[LatentStats, dict[int, float]]:
@@ -43,10 +53,7 @@ def compute_stats(mu: torch.Tensor, logvar: torch.Tensor, sizes: list[int]) -> t
     gmm, scores = fit_mixture(mu.numpy().astype(np.float64), sizes)
     stats = LatentStats(
         mean=mu.mean(0), std=mu.std(0), kl=kl,
-        pca_directions=directions, pca_variances=singular.pow(2) / (len(mu) - 1),
-        mixture_weights=torch.tensor(gmm.weights_, dtype=torch.float32),
-        mixture_means=torch.tensor(gmm.means_, dtype=torch.float32),
-        mixture_scale_trils=torch.linalg.cholesky(torch.tensor(gmm.covariances_)).float(),
+        pca_directions=directions, pca_variances=singular.pow(2) / (len(mu) - 1), **mixture_tensors(gmm),
     )
     return stats, scores
 

@@ -1,0 +1,78 @@
+"""How much of a mixture FD is the model, and how much the seeds: the Fréchet distance of
+mixture samples (train.evaluate's, 2,000 samples against the val split) for each model, with
+the mixture refitted from several seeds and the samples drawn with several.
+
+    python -m train.studies.fd_spread --data ../shared/data/celeba \
+        phase10=assets/facevae-celeba-128 candidate=~/runs/candidate/model [--fit-seeds 0,1,2 --draw-seeds 0,1,2]
+
+One fit and one draw (seed 0, as train.evaluate and compare_levers take it) scatters by 0.1-0.2
+for one model; the mean over fits × draws estimates the same quantity (same sample count, so
+the same bias) with less of the spread. Prints each model's figures and a markdown table.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from facevae import FaceVAE
+from facevae.data import cache_images, encode_all, find_splits
+from facevae.preprocess import images_to_tensor
+from train.evaluate import FeatureSpace, draw, frechet_distance
+from train.latent_stats import compute_stats, gaussian_mixture, mixture_tensors
+
+
+def seeds(text: str) -> list[int]:
+    return [int(s) for s in text.split(",")]
+
+
+def fd_grid(model: FaceVAE, train_images, features: FeatureSpace, real_features: np.ndarray,
+            fit_seeds: list[int], draw_seeds: list[int], samples: int, components: int) -> np.ndarray:
+    """FD of mixture samples: a row per mixture fit seed, a column per draw seed."""
+    mu, logvar = encode_all(model, train_images)
+    seed0, _ = compute_stats(mu, logvar, [components])  # the statistics compare_levers fits
+    grid = np.zeros((len(fit_seeds), len(draw_seeds)))
+    for i, fit_seed in enumerate(fit_seeds):
+        # another seed: the mixture compute_stats would keep with it, fitted without its held-out scoring
+        model.latent_stats = seed0 if fit_seed == 0 else dataclasses.replace(seed0, **mixture_tensors(
+            gaussian_mixture(components, fit_seed).fit(mu.numpy().astype(np.float64))))
+        for j, draw_seed in enumerate(draw_seeds):
+            grid[i, j] = frechet_distance(features(draw(model, samples, "mixture", draw_seed)), real_features)
+    return grid
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("models", nargs="+", help="NAME=FOLDER of each model (a save_pretrained folder)")
+    parser.add_argument("--data", required=True)
+    parser.add_argument("--fit-seeds", type=seeds, default=[0, 1, 2], help="seeds of the mixture fits")
+    parser.add_argument("--draw-seeds", type=seeds, default=[0, 1, 2], help="seeds of the sample draws")
+    parser.add_argument("--samples", type=int, default=2000, help="samples per draw (train.evaluate's count)")
+    parser.add_argument("--components", type=int, default=8, help="mixture components")
+    args = parser.parse_args()
+    torch.set_grad_enabled(False)
+    splits = find_splits(args.data)
+    train_images = cache_images(splits["train"], 128).array
+    real = images_to_tensor(cache_images(splits["val"], 128).array)
+    features = FeatureSpace(real)
+    real_features = features(real)
+    rows = []
+    for name, folder in (spec.split("=", 1) for spec in args.models):
+        model = FaceVAE.from_pretrained(str(Path(folder).expanduser())).eval()
+        grid = fd_grid(model, train_images, features, real_features, args.fit_seeds, args.draw_seeds,
+                       args.samples, args.components)
+        print(f"{name}: FD by fit seed (rows {args.fit_seeds}) and draw seed (columns {args.draw_seeds}):\n"
+              f"{np.array2string(grid, precision=3)}", flush=True)
+        rows.append(f"| {name} | {grid[0, 0]:.2f} | {grid.mean():.2f} ± {grid.std(ddof=1):.2f} "
+                    f"| {grid.min():.2f}–{grid.max():.2f} |")
+    print(f"\n| model | FD, fit and draw seed {args.fit_seeds[0]}/{args.draw_seeds[0]} "
+          f"| mean of {len(args.fit_seeds)}×{len(args.draw_seeds)} ± sd | range |")
+    print("| --- | --- | --- | --- |")
+    print("\n".join(rows))
+
+
+if __name__ == "__main__":
+    main()
