@@ -50,8 +50,12 @@ def main(argv=None) -> FaceVAE:
     models = [load_model(path) for path in args.models]
     if args.encoder_only and not decoders_equal(models):
         parser.error("--encoder-only: the models' decoders differ (were they trained with --freeze-decoder from one start?)")
+    try:
+        averaged = average_state(models)
+    except (ValueError, RuntimeError) as error:  # other layers, or layers of other sizes
+        parser.error(f"these models cannot be averaged: {error}")
     soup = models[0]
-    soup.load_state_dict(average_state(models))
+    soup.load_state_dict(averaged)
     train_set = cache_images(find_splits(args.data)["train"], soup.image_size)
     images = torch.from_numpy(np.array(train_set.array))
     precise_batchnorm(soup, images, torch.device("cpu"), soup.encoder if args.encoder_only else None)
