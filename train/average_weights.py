@@ -19,7 +19,7 @@ import torch
 from facevae import load_model
 from facevae.data import cache_images, find_splits
 from facevae.model import FaceVAE
-from train.train import precise_batchnorm
+from train.train import decoder_parts, precise_batchnorm
 
 
 def average_state(models: list[FaceVAE]) -> dict[str, torch.Tensor]:
@@ -32,8 +32,11 @@ def average_state(models: list[FaceVAE]) -> dict[str, torch.Tensor]:
 
 
 def decoders_equal(models: list[FaceVAE]) -> bool:
-    first = models[0].decoder.state_dict()
-    return all(all(torch.equal(first[k], v) for k, v in m.decoder.state_dict().items()) for m in models[1:])
+    """The parts --freeze-decoder keeps (the latent's Linear too) hold the same tensors in every model."""
+    def decoder_state(model: FaceVAE) -> list[torch.Tensor]:
+        return [t for part in decoder_parts(model) for t in part.state_dict().values()]
+    first = decoder_state(models[0])
+    return all(all(torch.equal(a, b) for a, b in zip(first, decoder_state(m))) for m in models[1:])
 
 
 def main(argv=None) -> FaceVAE:

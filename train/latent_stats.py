@@ -39,23 +39,23 @@ def fit_mixture(mu: np.ndarray, sizes: list[int], seed: int = 0) -> tuple[Gaussi
     return gaussian_mixture(best, seed).fit(mu), scores
 
 
-def mixture_tensors(gmm: GaussianMixture) -> dict[str, torch.Tensor]:
-    """A fitted mixture as LatentStats holds it."""
-    return dict(mixture_weights=torch.tensor(gmm.weights_, dtype=torch.float32),
-                mixture_means=torch.tensor(gmm.means_, dtype=torch.float32),
-                mixture_scale_trils=torch.linalg.cholesky(torch.tensor(gmm.covariances_)).float())
-
-
 def compute_stats(mu: torch.Tensor, logvar: torch.Tensor, sizes: list[int]) -> tuple[LatentStats, dict[int, float]]:
+    gmm, scores = fit_mixture(mu.numpy().astype(np.float64), sizes)
+    return stats_with_mixture(mu, logvar, gmm), scores
+
+
+def stats_with_mixture(mu: torch.Tensor, logvar: torch.Tensor, gmm: GaussianMixture) -> LatentStats:
+    """The posterior means' statistics and PCA, around a fitted mixture prior."""
     kl = (0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar)).mean(0)
     centred = mu - mu.mean(0)
     _, singular, directions = torch.linalg.svd(centred, full_matrices=False)
-    gmm, scores = fit_mixture(mu.numpy().astype(np.float64), sizes)
-    stats = LatentStats(
+    return LatentStats(
         mean=mu.mean(0), std=mu.std(0), kl=kl,
-        pca_directions=directions, pca_variances=singular.pow(2) / (len(mu) - 1), **mixture_tensors(gmm),
+        pca_directions=directions, pca_variances=singular.pow(2) / (len(mu) - 1),
+        mixture_weights=torch.tensor(gmm.weights_, dtype=torch.float32),
+        mixture_means=torch.tensor(gmm.means_, dtype=torch.float32),
+        mixture_scale_trils=torch.linalg.cholesky(torch.tensor(gmm.covariances_)).float(),
     )
-    return stats, scores
 
 
 def add_attributes(stats: LatentStats, model, mu: torch.Tensor, files: list[str], labels) -> None:

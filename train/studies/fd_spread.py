@@ -12,7 +12,6 @@ the same bias) with less of the spread. Prints each model's figures and a markdo
 from __future__ import annotations
 
 import argparse
-import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +21,7 @@ from facevae import FaceVAE
 from facevae.data import cache_images, encode_all, find_splits
 from facevae.preprocess import images_to_tensor
 from train.evaluate import FeatureSpace, draw, frechet_distance
-from train.latent_stats import compute_stats, gaussian_mixture, mixture_tensors
+from train.latent_stats import gaussian_mixture, stats_with_mixture
 
 
 def seeds(text: str) -> list[int]:
@@ -33,12 +32,11 @@ def fd_grid(model: FaceVAE, train_images, features: FeatureSpace, real_features:
             fit_seeds: list[int], draw_seeds: list[int], samples: int, components: int) -> np.ndarray:
     """FD of mixture samples: a row per mixture fit seed, a column per draw seed."""
     mu, logvar = encode_all(model, train_images)
-    seed0, _ = compute_stats(mu, logvar, [components])  # the statistics compare_levers fits
+    points = mu.numpy().astype(np.float64)
     grid = np.zeros((len(fit_seeds), len(draw_seeds)))
     for i, fit_seed in enumerate(fit_seeds):
-        # another seed: the mixture compute_stats would keep with it, fitted without its held-out scoring
-        model.latent_stats = seed0 if fit_seed == 0 else dataclasses.replace(seed0, **mixture_tensors(
-            gaussian_mixture(components, fit_seed).fit(mu.numpy().astype(np.float64))))
+        # seed 0 is the mixture train.latent_stats and compare_levers keep for this size
+        model.latent_stats = stats_with_mixture(mu, logvar, gaussian_mixture(components, fit_seed).fit(points))
         for j, draw_seed in enumerate(draw_seeds):
             grid[i, j] = frechet_distance(features(draw(model, samples, "mixture", draw_seed)), real_features)
     return grid
