@@ -64,7 +64,7 @@ def test_fd_spread_repeats_compare_levers_figure_at_seed_0_and_varies_with_the_s
     from facevae.model import FaceVAE
     from facevae.preprocess import images_to_tensor
     from train.evaluate import FeatureSpace, draw, frechet_distance
-    from train.latent_stats import compute_stats
+    from train.latent_stats import MIXTURE_DIMS, compute_stats
     from train.studies.fd_spread import fd_grid
 
     torch.manual_seed(0)
@@ -74,7 +74,8 @@ def test_fd_spread_repeats_compare_levers_figure_at_seed_0_and_varies_with_the_s
     real = images_to_tensor(rng.integers(0, 256, (30, 128, 128, 3), dtype=np.uint8))
     features = FeatureSpace(real)
     with torch.no_grad():
-        grid = fd_grid(model, train_images, features, features(real), [0, 1], [0, 1, 2], samples=40, components=2)
+        grid = fd_grid(model, train_images, features, features(real), [0, 1], [0, 1, 2], samples=40, components=2,
+                       dims=MIXTURE_DIMS)
         mu, logvar = model.encode(images_to_tensor(train_images))
         model.latent_stats, _ = compute_stats(mu, logvar, [2])  # compare_levers' statistics and draw
         single = frechet_distance(features(draw(model, 40, "mixture")), features(real))

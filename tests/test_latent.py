@@ -1,3 +1,4 @@
+import numpy as np
 import torch
 
 from facevae import load_model
@@ -70,3 +71,26 @@ def test_mixture_sampling_through_the_model_is_reproducible():
     a = model.sample(3, prior="mixture", generator=torch.Generator().manual_seed(5))
     b = model.sample(3, prior="mixture", generator=torch.Generator().manual_seed(5))
     assert torch.equal(a, b) and a.shape == (3, 3, 128, 128)
+
+
+def test_subspace_mixture_models_the_top_components_and_one_gaussian_on_the_rest():
+    from train.latent_stats import gaussian_mixture, subspace_mixture
+
+    g = torch.Generator().manual_seed(0)
+    # two clusters apart along the first axis (the top principal component), correlated noise on the others
+    side = torch.randint(0, 2, (2000,), generator=g).double() * 2 - 1
+    noise = torch.randn(2000, 5, generator=g, dtype=torch.float64) @ torch.tensor(
+        [[1, 0, 0, 0, 0], [0, 0.5, 0.3, 0, 0], [0, 0, 0.4, 0, 0], [0, 0, 0, 0.3, 0.1], [0, 0, 0, 0, 0.2]], dtype=torch.float64)
+    points = (noise + torch.outer(side * 6, torch.tensor([1.0, 0, 0, 0, 0], dtype=torch.float64))).numpy()
+    mixture = subspace_mixture(points, 2, dims=1)
+    assert sorted(mixture.means[:, 0].round()) == [-6, 6]  # a component for each cluster
+    assert np.allclose(mixture.means[:, 1:], points[:, 1:].mean(0), atol=0.05)  # off the top axis: the common mean
+    rest_cov = np.cov(points[:, 1:], rowvar=False)
+    assert np.allclose(mixture.covariances[0, 1:, 1:], rest_cov, atol=0.02)  # one Gaussian on the rest, correlations kept
+    assert np.allclose(mixture.covariances[0, 1:, 1:], mixture.covariances[1, 1:, 1:], atol=1e-4)
+    # dims=None: the plain full mixture, scored as sklearn scores it
+    held_out = points[:200]
+    full = subspace_mixture(points, 2, dims=None)
+    assert abs(full.score(held_out) - gaussian_mixture(2).fit(points).score(held_out)) < 0.01
+    assert full.score(held_out) > mixture.score(held_out) - 1.0
+    assert subspace_mixture(points, 1, dims=None).score(held_out) < full.score(held_out)

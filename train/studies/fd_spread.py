@@ -21,7 +21,7 @@ from facevae import FaceVAE
 from facevae.data import cache_images, encode_all, find_splits
 from facevae.preprocess import images_to_tensor
 from train.evaluate import FeatureSpace, draw, frechet_distance
-from train.latent_stats import gaussian_mixture, stats_with_mixture
+from train.latent_stats import MIXTURE_COMPONENTS, MIXTURE_DIMS, stats_with_mixture, subspace_mixture
 
 
 def seeds(text: str) -> list[int]:
@@ -29,14 +29,15 @@ def seeds(text: str) -> list[int]:
 
 
 def fd_grid(model: FaceVAE, train_images, features: FeatureSpace, real_features: np.ndarray,
-            fit_seeds: list[int], draw_seeds: list[int], samples: int, components: int) -> np.ndarray:
+            fit_seeds: list[int], draw_seeds: list[int], samples: int, components: int,
+            dims: int | None) -> np.ndarray:
     """FD of mixture samples: a row per mixture fit seed, a column per draw seed."""
     mu, logvar = encode_all(model, train_images)
     points = mu.numpy().astype(np.float64)
     grid = np.zeros((len(fit_seeds), len(draw_seeds)))
     for i, fit_seed in enumerate(fit_seeds):
         # seed 0 is the mixture train.latent_stats and compare_levers keep for this size
-        model.latent_stats = stats_with_mixture(mu, logvar, gaussian_mixture(components, fit_seed).fit(points))
+        model.latent_stats = stats_with_mixture(mu, logvar, subspace_mixture(points, components, dims, fit_seed))
         for j, draw_seed in enumerate(draw_seeds):
             grid[i, j] = frechet_distance(features(draw(model, samples, "mixture", draw_seed)), real_features)
     return grid
@@ -49,7 +50,9 @@ def main() -> None:
     parser.add_argument("--fit-seeds", type=seeds, default=[0, 1, 2], help="seeds of the mixture fits")
     parser.add_argument("--draw-seeds", type=seeds, default=[0, 1, 2], help="seeds of the sample draws")
     parser.add_argument("--samples", type=int, default=2000, help="samples per draw (train.evaluate's count)")
-    parser.add_argument("--components", type=int, default=8, help="mixture components")
+    parser.add_argument("--components", type=int, default=MIXTURE_COMPONENTS, help="mixture components")
+    parser.add_argument("--mixture-dims", type=int, default=MIXTURE_DIMS,
+                        help="principal components the mixture models in full (0: all of them)")
     args = parser.parse_args()
     torch.set_grad_enabled(False)
     splits = find_splits(args.data)
@@ -61,7 +64,7 @@ def main() -> None:
     for name, folder in (spec.split("=", 1) for spec in args.models):
         model = FaceVAE.from_pretrained(str(Path(folder).expanduser())).eval()
         grid = fd_grid(model, train_images, features, real_features, args.fit_seeds, args.draw_seeds,
-                       args.samples, args.components)
+                       args.samples, args.components, args.mixture_dims or None)
         print(f"{name}: FD by fit seed (rows {args.fit_seeds}) and draw seed (columns {args.draw_seeds}):\n"
               f"{np.array2string(grid, precision=3)}", flush=True)
         rows.append(f"| {name} | {grid[0, 0]:.2f} | {grid.mean():.2f} ± {grid.std(ddof=1):.2f} "
