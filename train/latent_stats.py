@@ -59,15 +59,22 @@ def subspace_mixture(points: np.ndarray, components: int, dims: int | None = MIX
     can afford many more; its samples then score a lower FD (docs/identity.md), though the
     likelihood over all 200 dimensions is lower, the rest being one Gaussian."""
     centre = points.mean(0)
-    # all D principal axes, by decreasing variance (an SVD of the points gives only N when N < D)
-    axes = np.linalg.eigh(np.atleast_2d(np.cov(points, rowvar=False)))[1][:, ::-1].T
-    top, rest = axes[:dims], axes[len(axes) if dims is None else dims:]
+    # all D principal axes and their variances, largest first (an SVD of the points gives only N when N < D)
+    variances, axes = np.linalg.eigh(np.atleast_2d(np.cov(points, rowvar=False)))
+    variances, axes = variances[::-1], axes[:, ::-1].T
+    split = len(axes) if dims is None else dims
+    top, rest = axes[:split], axes[split:]
     gmm = gaussian_mixture(components, seed).fit((points - centre) @ top.T)
     covariances = np.stack([top.T @ c @ top for c in gmm.covariances_])
-    if len(rest):  # one Gaussian on the other directions, in every component; regularised as sklearn does
-        residual = (points - centre) @ rest.T
-        covariances += rest.T @ (np.atleast_2d(np.cov(residual, rowvar=False)) + REG_COVAR * np.eye(len(rest))) @ rest
+    # one Gaussian on the other directions, in every component (their covariance, regularised as sklearn does)
+    covariances += rest.T @ np.diag(variances[split:] + REG_COVAR) @ rest
     return Mixture(gmm.weights_, centre + gmm.means_ @ top, covariances)
+
+
+def add_mixture_dims_option(parser: argparse.ArgumentParser) -> None:
+    """--mixture-dims, as subspace_mixture takes it (0 on the command line: None, all dimensions)."""
+    parser.add_argument("--mixture-dims", type=lambda text: int(text) or None, default=MIXTURE_DIMS,
+                        help="principal components the mixture models in full (0: all); see subspace_mixture")
 
 
 def fit_mixture(mu: np.ndarray, sizes: list[int], dims: int | None = MIXTURE_DIMS,
@@ -122,14 +129,13 @@ def main() -> None:
     parser.add_argument("--data", required=True)
     parser.add_argument("--components", default=str(MIXTURE_COMPONENTS),
                         help="mixture size, or sizes to compare by held-out log-likelihood (the best is kept)")
-    parser.add_argument("--mixture-dims", type=int, default=MIXTURE_DIMS,
-                        help="principal components the mixture models in full (0: all); see subspace_mixture")
+    add_mixture_dims_option(parser)
     args = parser.parse_args()
     model = load_model(args.model)
     train_set = cache_images(find_splits(args.data)["train"], model.image_size)
     mu, logvar = encode_all(model, train_set.array)
     sizes = [int(k) for k in args.components.split(",")]
-    stats, _ = compute_stats(mu, logvar, sizes, args.mixture_dims or None)
+    stats, _ = compute_stats(mu, logvar, sizes, args.mixture_dims)
     if (Path(args.data) / ATTRIBUTE_FILE).is_file():
         add_attributes(stats, model, mu, [Path(f).name for f in train_set.files], read_labels(args.data))
     stats.save(args.model)

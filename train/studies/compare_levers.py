@@ -12,8 +12,8 @@ identity over --identity-images val faces from --identity-from (0: to the end; a
 some faces is scored on others): dlib same person and rank-1 (dlib is in no loss), and a
 second judge, the CelebA-trained IdentityNet (in no loss but an --identity-weight run's): the
 mean cosine of each reconstruction's embedding to its photo's, and its rank-1. Rank-1 is among
-the first 1,000 faces judged. Prints a markdown table and writes a sheet of mixture samples (temperature 0.8,
-the same draws for every model), a row per model, to --sheet.
+the first 1,000 faces judged. Prints a markdown table and writes a sheet of mixture samples
+(temperature 0.8, the same draws for every model), a row per model, to --sheet.
 """
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ from facevae.data import cache_images, encode_all, find_splits
 from facevae.identity import load_identity_net
 from facevae.preprocess import images_to_tensor, to_grid
 from train.evaluate import RANK1_FACES, evaluate, identity_report, reconstructions_uint8
-from train.latent_stats import MIXTURE_COMPONENTS, MIXTURE_DIMS, compute_stats
+from train.latent_stats import MIXTURE_COMPONENTS, add_mixture_dims_option, compute_stats
 
 SHEET_SAMPLES = 8
 
@@ -58,8 +58,7 @@ def main() -> None:
     parser.add_argument("--identity-images", type=int, default=500, help="val faces judged for identity (0: to the end)")
     parser.add_argument("--components", default=str(MIXTURE_COMPONENTS),
                         help="mixture sizes tried (train.latent_stats keeps the best); saved: the folder's own latent statistics")
-    parser.add_argument("--mixture-dims", type=int, default=MIXTURE_DIMS,
-                        help="principal components the mixture models in full (0: all; train.latent_stats')")
+    add_mixture_dims_option(parser)
     parser.add_argument("--samples", type=int, default=2000, help="samples for the Fréchet distance")
     parser.add_argument("--sheet", default="runs/levers_samples.png")
     args = parser.parse_args()
@@ -76,7 +75,7 @@ def main() -> None:
         else:
             model = FaceVAE.from_pretrained(folder).eval()
             sizes = [int(k) for k in args.components.split(",")]
-            fit_latent_stats(model, train_images, sizes, args.mixture_dims or None)
+            fit_latent_stats(model, train_images, sizes, args.mixture_dims)
         r = evaluate(model, val_images, None, args.samples, None, identity_images=-1)
         r.update(identity_report(model, judged), **identity_net_verdict(judged, reconstructions_uint8(model, judged)))
         rows.append(f"| {name} | {r['psnr']:.2f} dB | {r['ssim']:.3f} | {r['kl_nats']:.0f} | "

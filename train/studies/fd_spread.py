@@ -21,7 +21,7 @@ from facevae import FaceVAE
 from facevae.data import cache_images, encode_all, find_splits
 from facevae.preprocess import images_to_tensor
 from train.evaluate import FeatureSpace, draw, frechet_distance
-from train.latent_stats import MIXTURE_COMPONENTS, MIXTURE_DIMS, stats_with_mixture, subspace_mixture
+from train.latent_stats import MIXTURE_COMPONENTS, add_mixture_dims_option, stats_with_mixture, subspace_mixture
 
 
 def seeds(text: str) -> list[int]:
@@ -51,8 +51,7 @@ def main() -> None:
     parser.add_argument("--draw-seeds", type=seeds, default=[0, 1, 2], help="seeds of the sample draws")
     parser.add_argument("--samples", type=int, default=2000, help="samples per draw (train.evaluate's count)")
     parser.add_argument("--components", type=int, default=MIXTURE_COMPONENTS, help="mixture components")
-    parser.add_argument("--mixture-dims", type=int, default=MIXTURE_DIMS,
-                        help="principal components the mixture models in full (0: all of them)")
+    add_mixture_dims_option(parser)
     args = parser.parse_args()
     torch.set_grad_enabled(False)
     splits = find_splits(args.data)
@@ -64,7 +63,7 @@ def main() -> None:
     for name, folder in (spec.split("=", 1) for spec in args.models):
         model = FaceVAE.from_pretrained(str(Path(folder).expanduser())).eval()
         grid = fd_grid(model, train_images, features, real_features, args.fit_seeds, args.draw_seeds,
-                       args.samples, args.components, args.mixture_dims or None)
+                       args.samples, args.components, args.mixture_dims)
         print(f"{name}: FD by fit seed (rows {args.fit_seeds}) and draw seed (columns {args.draw_seeds}):\n"
               f"{np.array2string(grid, precision=3)}", flush=True)
         rows.append(f"| {name} | {grid[0, 0]:.2f} | {grid.mean():.2f} ± {grid.std(ddof=1):.2f} "
