@@ -54,6 +54,10 @@ CSS = """
 .face img { width: 100% !important; height: 100% !important; object-fit: contain; }
 .face .image-container, .face .image-frame { height: 100%; }
 #explored { min-height: 420px; }
+/* on a phone the photo's face and its reconstruction stay side by side, two narrower columns */
+#reconstruct-faces { flex-wrap: nowrap; }
+#reconstruct-faces > * { min-width: 0 !important; }
+@media (max-width: 640px) { #reconstruct-faces .face { height: auto !important; aspect-ratio: 1 / 1.3; } }
 """
 WEB = Path(facevae.__file__).parent / "web"  # the face component's module and the vendored ONNX Runtime Web
 MAX_OFFSET = 100.0  # a slider goes from -3 to 3; far past 100 a latent decodes to nothing but a blot
@@ -253,6 +257,21 @@ def value_latent(numbers, latent_dim: int) -> torch.Tensor:
 # ---------------------------------------------------------------- Reconstruct
 
 
+def reconstruction_summary(result) -> str:
+    """The encoder's reconstruction's error, on the face and on the whole frame."""
+    return (f"**Error on the face** (brows to mouth): PSNR {result.face_psnr:.2f} dB · "
+            f"**on the whole frame**: PSNR {result.psnr:.2f} dB (MSE {result.mse:.4f})")
+
+
+def refined_summary(encoded, refined, steps: int) -> str:
+    """The refined reconstruction's error beside the encoder's, face first: the refinement weighs
+    the face, so the whole frame's figure may fall while the face gets closer."""
+    return (f"**Error on the face** (brows to mouth): PSNR {refined.face_psnr:.2f} dB refined, "
+            f"{encoded.face_psnr:.2f} dB from the encoder alone · **on the whole frame**: {refined.psnr:.2f} dB "
+            f"refined, {encoded.psnr:.2f} dB from the encoder alone  \nRefined in {steps} steps, which weigh the "
+            f"face most. The explorer and the morph start from this refined face.")
+
+
 def reconstruct_tab(pipeline: FacePipeline) -> None:
     @user_errors
     def reconstruct(photo, face_number, progress=gr.Progress()):
@@ -264,21 +283,20 @@ def reconstruct_tab(pipeline: FacePipeline) -> None:
             gr.Warning(result.info.message)
         face, detections = image_file(result.face, "face.png"), image_file(result.detections, "detections.jpg")
 
-        def shown(result, note: str) -> tuple:
-            text = f"**MSE** {result.mse:.4f} · **PSNR** {result.psnr:.2f} dB{note}  \n{result.info.message}"
-            return face, image_file(result.reconstruction, "reconstruction.png"), text, detections
+        def shown(result, text: str) -> tuple:
+            return face, image_file(result.reconstruction, "reconstruction.png"), f"{text}  \n{result.info.message}", detections
 
         if pipeline.refinement is None:
-            yield shown(result, "")
+            yield shown(result, reconstruction_summary(result))
             return
-        yield shown(result, "  \nRefining the latent for a closer likeness…")
+        yield shown(result, reconstruction_summary(result) + "  \nRefining the latent for a closer likeness…")
         steps = pipeline.refinement.steps
         refined = pipeline.refined_reconstruction(
             result, lambda step, loss: progress((step, steps), desc="Refining the likeness"))
         distance, same = pipeline.likeness(refined)
-        yield shown(refined, f" (the encoder's alone: {result.psnr:.2f} dB; refined in {steps} steps) · **dlib**: "
-                             f"{'same person' if same else 'not the same person'} (distance {distance:.2f}; "
-                             f"under 0.6 is the same)")
+        yield shown(refined, refined_summary(result, refined, steps) +
+                    f"  \n**dlib**: {'same person' if same else 'not the same person'} (distance {distance:.2f}; "
+                    f"under 0.6 is the same)")
 
     with gr.Tab("Reconstruct", id="reconstruct"):
         with gr.Row():
@@ -287,9 +305,9 @@ def reconstruct_tab(pipeline: FacePipeline) -> None:
                 face_number = gr.Number(label="Face (1 = largest)", value=1, minimum=1, precision=0)
                 run = gr.Button("Reconstruct", variant="primary")
                 detections = gr.Image(label="Where the face was found", interactive=False, height=200)
-        with gr.Row():
-            aligned = face_image("Aligned face (model input)", height=360)
-            reconstruction = face_image("Reconstruction", height=360)
+        with gr.Row(elem_id="reconstruct-faces"):
+            aligned = face_image("Aligned face (model input)", height=360, elem_id="reconstruct-aligned")
+            reconstruction = face_image("Reconstruction", height=360, elem_id="reconstruct-reconstruction")
         summary = gr.Markdown()
         if EXAMPLES:
             gr.Examples(EXAMPLES, inputs=[photo])

@@ -22,6 +22,7 @@ class LossTerms:
     reconstruction: torch.Tensor  # per image, summed over pixels
     kl: torch.Tensor  # per image, summed over latent dimensions
     identity: torch.Tensor | None = None  # 1 − cosine of identity embeddings, when trained for it
+    perceptual: torch.Tensor | None = None  # feature distance (train.feature_net), when trained for it
 
 
 def kl_divergence(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
@@ -75,12 +76,21 @@ def edge_loss(logits: torch.Tensor, x: torch.Tensor, pixel_weights: torch.Tensor
     return calibrated_gaussian_nll(sq)
 
 
-def face_weights(size: int, weight: float, box: tuple[int, int, int, int] = (32, 44, 96, 108)) -> torch.Tensor:
-    """A 1×1×size×size map of mean 1 that weighs the pixels of the inner face `weight` times as
-    much as the rest. CelebA is aligned, so the eyes, nose and mouth, which carry who a person
-    is, sit inside the same box in every image: from the brows to below the mouth (left, top,
-    right, bottom in a 128-px crop)."""
-    left, top, right, bottom = (round(v * size / 128) for v in box)
+# The inner face in a 128-px CelebA crop (left, top, right, bottom): from the brows to below the
+# mouth. CelebA is aligned, so the eyes, nose and mouth, which carry who a person is, sit inside
+# it in every image.
+FACE_BOX = (32, 44, 96, 108)
+
+
+def face_box(size: int) -> tuple[int, int, int, int]:
+    """FACE_BOX for a size-px crop."""
+    return tuple(round(v * size / 128) for v in FACE_BOX)
+
+
+def face_weights(size: int, weight: float) -> torch.Tensor:
+    """A 1×1×size×size map of mean 1 that weighs the pixels of the inner face (FACE_BOX) `weight`
+    times as much as the rest."""
+    left, top, right, bottom = face_box(size)
     w = torch.ones(1, 1, size, size)
     w[..., top:bottom, left:right] = weight
     return w / w.mean()

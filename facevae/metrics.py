@@ -1,7 +1,13 @@
 """Image quality measures, per image (N×3×H×W in [0, 1])."""
 from __future__ import annotations
 
+import cv2
+import numpy as np
 import torch
+
+from .losses import face_box
+
+LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601
 
 
 def mse(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -13,9 +19,26 @@ def psnr(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return -10.0 * torch.log10(mse(x, y).clamp_min(1e-10))
 
 
+def face_psnr(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """PSNR over the inner face alone (losses.FACE_BOX, brows to below the mouth): the region the
+    refinement at upload weighs most, and the one a person looks at."""
+    left, top, right, bottom = face_box(x.shape[-1])
+    return psnr(x[..., top:bottom, left:right], y[..., top:bottom, left:right])
+
+
 def ssim(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Structural similarity per image (Gaussian window 11, σ 1.5, as in Wang et al. 2004)."""
     # Imported here: torchmetrics pulls in torchvision and scipy, seconds of start-up the app never needs.
     from torchmetrics.functional.image import structural_similarity_index_measure
 
     return structural_similarity_index_measure(x, y, data_range=1.0, reduction="none")
+
+
+
+def detail_energy(images: torch.Tensor) -> torch.Tensor:
+    """Per image, the mean energy of the luminance between Gaussian blurs of σ = 1 and σ = 2 px:
+    the band of eyelashes, creases and strands of hair, which a pixel loss averages away. It
+    counts beside identity and the eye only (noise raises it too)."""
+    luma = (images.detach().float().cpu() * torch.tensor(LUMA).view(1, 3, 1, 1)).sum(1).numpy()
+    bands = [cv2.GaussianBlur(y, (0, 0), 1.0) - cv2.GaussianBlur(y, (0, 0), 2.0) for y in luma]
+    return torch.tensor([float(np.mean(band ** 2)) for band in bands])

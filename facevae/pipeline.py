@@ -20,7 +20,7 @@ from .align import FaceInfo, align_face, draw_detections
 from .identity import SAME_PERSON, face_descriptors, load_identity_net
 from .photo import load_photo
 from .latent import UnknownAttribute, lerp, slerp
-from .metrics import mse, psnr
+from .metrics import face_psnr, mse, psnr
 from .model import FaceVAE
 from .preprocess import to_grid, to_image, to_tensor
 from .refine import Refinement, refine_latents
@@ -34,7 +34,8 @@ class Reconstruction:
     face: Image.Image  # the aligned 128×128 input
     reconstruction: Image.Image
     mse: float
-    psnr: float
+    psnr: float  # over the whole 128×128 frame
+    face_psnr: float  # over the inner face (metrics.face_psnr), which the refinement weighs most
     info: FaceInfo
     detections: Image.Image  # thumbnail of the photo with the face box
     latent: torch.Tensor  # 1×latent_dim, decoded into the reconstruction
@@ -98,7 +99,8 @@ class FacePipeline:
 
     def _result(self, face, x, z, info, detections) -> Reconstruction:
         y = self.model.decode(z)
-        return Reconstruction(face, to_image(y[0]), mse(x, y).item(), psnr(x, y).item(), info, detections, z)
+        return Reconstruction(face, to_image(y[0]), mse(x, y).item(), psnr(x, y).item(), face_psnr(x, y).item(), info,
+                              detections, z)
 
     @torch.inference_mode()
     def mirror(self, frame: np.ndarray) -> tuple[Image.Image, Image.Image, float, FaceInfo]:

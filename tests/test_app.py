@@ -51,7 +51,7 @@ def test_reconstruct_is_closer_to_its_input_than_to_another_face(client):
     assert face.shape == recon.shape == (128, 128, 3)
     other = pixels(client.predict(1, 5, 0.8, "normal", api_name="/sample"))[2:130, 2:130]
     assert ((recon - face) ** 2).mean() < ((recon - other) ** 2).mean() / 2
-    assert "PSNR" in summary and "Found 1 face" in summary and "refined in" in summary and "dlib" in summary
+    assert "PSNR" in summary and "Found 1 face" in summary and "Error on the face" in summary and "Refined in" in summary and "dlib" in summary
     assert Image.open(detections).size[0] <= 320
 
 

@@ -35,9 +35,9 @@ def browser_page(browser, server):  # noqa: F811
     """Opens a URL in a page of its own (a person of their own: a new browser context) that
     reaches the app only: a request to any other host is refused and kept in
     page.foreign_requests, and every request to the app in page.app_requests. init_script runs
-    before the page's own scripts."""
-    def open_page(url, init_script=None):
-        context = browser.new_context(viewport={"width": 1280, "height": 1000})
+    before the page's own scripts; viewport: width and height in CSS pixels."""
+    def open_page(url, init_script=None, viewport=(1280, 1000)):
+        context = browser.new_context(viewport={"width": viewport[0], "height": viewport[1]})
         foreign, app = [], []
 
         def only_the_app(route):
@@ -133,6 +133,21 @@ def test_upload_reconstruct_morph_and_sample_in_a_browser(page, shots, browser_p
     page.get_by_role("tab", name="Latent explorer").click()
     assert decoding_mode(page, "#explored") == "browser" and "PC 1" in page.content()
     page.screenshot(path=str(shots / "explorer.png"), full_page=True)
+
+
+def test_on_a_phone_the_face_and_its_reconstruction_sit_side_by_side(server, browser_page, shots):  # noqa: F811
+    page = browser_page(server.local_url, viewport=(390, 844))
+    page.locator("input[type=file]").first.set_input_files(ASTRONAUT)
+    page.get_by_text("PSNR").wait_for(timeout=60_000)
+    assert visible_faces(page, 2) == 2
+    page.locator("#reconstruct-reconstruction").scroll_into_view_if_needed()
+    page.screenshot(path=str(shots / "reconstruct_phone.png"))
+    aligned, reconstruction = (page.locator(f"#{name} img").bounding_box()
+                               for name in ("reconstruct-aligned", "reconstruct-reconstruction"))
+    assert aligned["y"] < reconstruction["y"] + reconstruction["height"] and \
+        reconstruction["y"] < aligned["y"] + aligned["height"]  # their boxes overlap vertically
+    assert aligned["x"] + aligned["width"] <= reconstruction["x"] + 1  # the photo's face on the left
+    assert min(aligned["width"], reconstruction["width"]) > 120  # each still shows a face, not a thumbnail
 
 
 def wait_for_tab(page, name: str) -> None:

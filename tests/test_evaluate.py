@@ -3,6 +3,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+
+from facevae.preprocess import images_to_tensor
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -83,3 +87,15 @@ def test_fd_spread_repeats_compare_levers_figure_at_seed_0_and_varies_with_the_s
     assert np.isclose(grid[0, 0], single, rtol=1e-4)
     # an untrained decoder draws near-alike faces, but a seed left unused would repeat a figure exactly
     assert len(np.unique(grid)) == grid.size
+
+
+def test_the_detail_figure_falls_with_blur_and_is_one_for_the_photos_themselves():
+    from facevae.metrics import detail_energy
+    from train.evaluate import gaussian_blur
+
+    rng = np.random.default_rng(0)
+    photos = rng.integers(0, 256, (3, 64, 64, 3), dtype=np.uint8)
+    sharp = images_to_tensor(photos)
+    soft = images_to_tensor(gaussian_blur(photos, 2.5))
+    ratio = detail_energy(soft).mean() / detail_energy(sharp).mean()
+    assert detail_energy(sharp).shape == (3,) and 0 < ratio < 0.2

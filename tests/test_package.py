@@ -6,6 +6,7 @@ from __future__ import annotations
 import ast
 import os
 import shutil
+import site
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +14,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-LEFT_BEHIND = shutil.ignore_patterns(".git", "runs", "build", "*.egg-info", "__pycache__", ".cache", ".pytest_cache")
+LEFT_BEHIND = shutil.ignore_patterns(".git", ".venv", "runs", "build", "*.egg-info", "__pycache__", ".cache", ".pytest_cache")
 
 
 def requirement_lines(path: Path) -> list[str]:
@@ -22,18 +23,25 @@ def requirement_lines(path: Path) -> list[str]:
 
 @pytest.fixture(scope="module")
 def venv_python(tmp_path_factory) -> Path:
-    """A fresh venv on top of the installed dependencies, with a copy of the repository
-    installed into it (--no-deps). Without a pip of its own, the venv runs the pip and the
-    setuptools installed here (ensurepip's setuptools is older), and --no-build-isolation builds
-    with them: nothing is downloaded."""
+    """A fresh venv with a copy of the repository installed into it (--no-deps), on top of the
+    dependencies installed here. The wheel is built by the interpreter running the tests, with
+    its setuptools (--no-build-isolation: nothing is downloaded); the venv sees this
+    interpreter's packages through a .pth file. A venv's --system-site-packages would be the
+    *base* interpreter's instead when the tests themselves run in a venv, with an old setuptools
+    and without torch."""
     tmp = tmp_path_factory.mktemp("package")
-    source = tmp / "source"
+    source, wheels = tmp / "source", tmp / "wheels"
     shutil.copytree(ROOT, source, ignore=LEFT_BEHIND)  # an in-tree build writes build/ beside the sources
-    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", tmp / "venv"], check=True,
-                   timeout=120)
+    result = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
+                             "--no-index", "-w", wheels, source], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", tmp / "venv"], check=True, timeout=120)
     python = tmp / "venv" / "bin" / "python"
-    result = subprocess.run([python, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--no-index",
-                             source], capture_output=True, text=True, timeout=300)
+    own_site = subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+                              capture_output=True, text=True, check=True).stdout.strip()
+    Path(own_site, "tested-interpreter.pth").write_text("\n".join(site.getsitepackages()) + "\n")
+    result = subprocess.run([python, "-m", "pip", "install", "-q", "--no-deps", "--no-index", *wheels.glob("*.whl")],
+                            capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     return python
 

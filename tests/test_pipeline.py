@@ -7,6 +7,7 @@ from PIL import Image
 
 from facevae import load_model
 from facevae.pipeline import FacePipeline, jpeg_bytes, png_bytes
+from conftest import synthetic_face
 from facevae.preprocess import to_image
 
 ASTRONAUT = Path(__file__).resolve().parent.parent / "assets" / "examples" / "astronaut.jpg"
@@ -58,3 +59,21 @@ def test_a_headshot_is_reconstructed_in_a_completed_frame_and_the_thumbnail_show
     assert "the frame was completed beyond your photo" in result.info.message
     assert result.detections.width > 112 * 1.5 and result.detections.height > 134 * 1.3  # the crop, beyond the photo
     assert result.psnr > 20
+
+
+def test_refining_a_tight_photo_brings_the_face_closer_and_the_summary_says_so(tmp_path):
+    from app import refined_summary
+
+    path = tmp_path / "tight.jpg"
+    synthetic_face(1, (400, 480)).crop((80, 110, 320, 420)).save(path, quality=95)  # brows to chin, tight
+    pipeline = FacePipeline(load_model())
+    encoded = pipeline.reconstruct(str(path))
+    refined = pipeline.refined_reconstruction(encoded)
+    assert encoded.info.found and encoded.info.completed
+    assert refined.psnr < encoded.psnr  # the case the summary must explain: the whole frame gets worse...
+    assert refined.face_psnr > encoded.face_psnr + 0.5  # ...while the face, which the refinement weighs, gets closer
+    summary = refined_summary(encoded, refined, pipeline.refinement.steps)
+    assert f"**Error on the face** (brows to mouth): PSNR {refined.face_psnr:.2f} dB refined, " \
+           f"{encoded.face_psnr:.2f} dB from the encoder alone" in summary
+    assert f"{refined.psnr:.2f} dB refined, {encoded.psnr:.2f} dB from the encoder alone" in summary
+    assert "The explorer and the morph start from this refined face." in summary

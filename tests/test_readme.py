@@ -56,6 +56,8 @@ def check_command(words: list[str]) -> None:
     program, args = words[0], words[1:]
     if program == "pip":
         assert args[:2] == ["install", "-r"] and (ROOT / args[2]).is_file() or args == ["install", "."], words
+    elif program in (".", "source"):  # a venv's activation, made by `python -m venv .venv` just before
+        assert args == [".venv/bin/activate"], words
     elif program == "python" and args[0] == "-c":
         compile(args[1], "<python -c>", "exec")
     elif program == "python" and args[:2] == ["-m", "pytest"]:
@@ -81,6 +83,18 @@ def commands(code: str) -> list[list[str]]:
     """Each command of a shell block as words: continuations joined, comments dropped."""
     lines = code.replace("\\\n", " ").splitlines()
     return [words for line in lines for part in line.split("&&") if (words := shlex.split(part, comments=True))]
+
+
+def test_ci_runs_the_readme_setup_in_a_fresh_venv():
+    setup = next(b for b in BLOCKS if b.document == README)
+    def quiet_or_not(words: list[str]) -> list[str]:  # CI may run a command with -q
+        return [w for w in words if w != "-q"]
+
+    ci = [quiet_or_not(words) for words in commands((ROOT / ".ci" / "run").read_text())]
+    wanted = [quiet_or_not(words) for words in commands(setup.code) if words[:2] != ["python", "app.py"]]
+    assert ["python", "-m", "venv", ".venv"] in wanted and [".", ".venv/bin/activate"] in wanted
+    assert all(command in ci for command in wanted), "a command of the README's setup is not in .ci/run"
+    assert [ci.index(command) for command in wanted] == sorted(ci.index(command) for command in wanted)
 
 
 @pytest.mark.parametrize("block", CHECKED, ids=str)

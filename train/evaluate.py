@@ -21,6 +21,9 @@ Definitions
   images; the feature space is fixed and independent of the model: images downsampled to
   32×32, projected on the top 64 principal components of the split's real images.
 - sharpness: mean variance of the Laplacian of the grayscale samples over that of the real images.
+- detail (of the reconstructions), detail_<prior> (of the samples): the energy of the luminance
+  between Gaussian blurs of σ = 1 and σ = 2 px (facevae.metrics.detail_energy), over the photos'
+  own. Noise raises it too: it counts beside identity and the eye.
 - identity (facevae.identity): dlib's face descriptor of each reconstruction against that of its
   own photo's 128×128 crop. same_person: the share nearer than dlib's 0.6 (over the first
   --identity-images faces, default all); rank1: the share whose nearest photo is its own, among
@@ -47,7 +50,7 @@ from facevae import load_model
 from facevae.data import cache_images, default_cache_dir, find_splits
 from facevae.identity import face_descriptors, identity_scores
 from facevae.latent import ACTIVE_KL
-from facevae.metrics import mse, psnr, ssim
+from facevae.metrics import detail_energy, mse, psnr, ssim
 from facevae.model import reparameterize
 from facevae.preprocess import celeba_square, images_to_tensor, to_grid, to_rgb
 
@@ -82,7 +85,7 @@ def jittered_crops(files: list, size: int = 128, shift: float = 4.0, scale: floa
 def reconstruction_metrics(model, images: np.ndarray, batch_size: int = 250, seed: int = 0,
                            jittered: np.ndarray | None = None) -> dict[str, float]:
     torch.manual_seed(seed)
-    sums = dict(mse=0.0, psnr=0.0, ssim=0.0, sample_sse=0.0, psnr_jittered=0.0)
+    sums = dict(mse=0.0, psnr=0.0, ssim=0.0, sample_sse=0.0, psnr_jittered=0.0, detail=0.0, photo_detail=0.0)
     kl_per_dim = torch.zeros(model.latent_dim)
     for start in range(0, len(images), batch_size):
         x = images_to_tensor(images[start:start + batch_size])
@@ -91,6 +94,8 @@ def reconstruction_metrics(model, images: np.ndarray, batch_size: int = 250, see
         sums["mse"] += mse(x, y).sum().item()
         sums["psnr"] += psnr(x, y).sum().item()
         sums["ssim"] += ssim(x, y).sum().item()
+        sums["detail"] += detail_energy(y).sum().item()
+        sums["photo_detail"] += detail_energy(x).sum().item()
         sums["sample_sse"] += (model.decode(reparameterize(mu, logvar)) - x).pow(2).sum().item()
         kl_per_dim += (0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar)).sum(0)
         if jittered is not None:
@@ -102,7 +107,8 @@ def reconstruction_metrics(model, images: np.ndarray, batch_size: int = 250, see
     nll = 0.5 * dims * (math.log(2 * math.pi * variance) + 1) + dims * math.log(256)
     nelbo = nll + kl_per_dim.sum().item()
     jittered_psnr = {} if jittered is None else dict(psnr_jittered=sums["psnr_jittered"] / n)
-    return dict(mse=sums["mse"] / n, psnr=sums["psnr"] / n, **jittered_psnr, ssim=sums["ssim"] / n, nelbo_nats=nelbo,
+    return dict(mse=sums["mse"] / n, psnr=sums["psnr"] / n, **jittered_psnr, ssim=sums["ssim"] / n,
+                detail=sums["detail"] / sums["photo_detail"], nelbo_nats=nelbo,
                 bits_per_dim=nelbo / (dims * math.log(2)), kl_nats=kl_per_dim.sum().item(),
                 active_units=int((kl_per_dim > ACTIVE_KL).sum()), decoder_sigma=math.sqrt(variance))
 
@@ -210,11 +216,13 @@ def evaluate(model, images: np.ndarray, train_images: np.ndarray | None, n_sampl
     real = images_to_tensor(images)
     features = FeatureSpace(real)
     real_features, real_sharpness = features(real), laplacian_variance(real)
+    real_detail = detail_energy(real).mean().item()
     priors = ["normal"] + (["mixture"] if model.latent_stats is not None else [])
     for prior in priors:
         samples = draw(model, n_samples, prior)
         results[f"frechet_distance_{prior}"] = frechet_distance(features(samples), real_features)
         results[f"sharpness_{prior}"] = laplacian_variance(samples) / real_sharpness
+        results[f"detail_{prior}"] = detail_energy(samples).mean().item() / real_detail
         if prior == priors[-1] and train_images is not None and nearest_png:
             nearest_neighbours_png(samples[:10], train_images, nearest_png)
     results["images"] = len(images)

@@ -33,6 +33,7 @@ from facevae.identity import IDENTITY_NET_FILE, identity_loss, load_identity_net
 from facevae.losses import RECONSTRUCTIONS, face_weights, kl_warmup, vae_loss
 from facevae.metrics import mse, psnr, ssim
 from facevae.preprocess import images_to_tensor, to_grid, uint8_to_tensor
+from train.feature_net import load_feature_net, perceptual_loss
 
 CONFIG = dict(
     data="",  # CelebA root (img_align_celeba/ + list_eval_partition.txt) or any image folder
@@ -50,6 +51,8 @@ CONFIG = dict(
     beta=1.0,
     identity_weight=0.0,  # nats per image for 1 − cos of the identity net's embeddings of photo and reconstruction
     identity_net="",  # the identity network's safetensors (default: the package's facevae/identity_net.safetensors)
+    perceptual_weight=0.0,  # nats per image for the feature distance of photo and reconstruction (train.feature_net)
+    feature_net="",  # MobileNetV2's weights for it (default: where python -m train.feature_net puts them)
     face_weight=1.0,  # the inner face's pixels weigh this many times the others in the reconstruction term
     freeze_decoder=False,  # the decoder keeps its loaded weights and BatchNorm statistics; only the encoder learns
     edge_weight=0.0,  # the reconstruction term adds this × the Gaussian likelihood of the image's edges (losses.edge_loss)
@@ -78,7 +81,7 @@ PRECISIONS = ("auto", "fp32", "bf16")
 # Xeons) or AVX512-BF16 (Cooper Lake, Zen 4). Without them oneDNN emulates bf16 and it is slower.
 CPU_BF16_FLAGS = ("amx_bf16", "avx512_bf16")
 
-LOG_FIELDS = ["epoch", "step", "train_loss", "train_reconstruction", "train_kl", "train_identity", "val_loss",
+LOG_FIELDS = ["epoch", "step", "train_loss", "train_reconstruction", "train_kl", "train_identity", "train_perceptual", "val_loss",
               "val_reconstruction", "val_kl", "val_mse", "val_psnr", "val_ssim", "images_per_second", "minutes"]
 
 
@@ -179,21 +182,27 @@ def learning_rate(cfg, step: int, total_steps: int) -> float:
 class Objective:
     """What a training step minimises: reconstruction (weighted by pixel_weights, + edge_weight ×
     the edges' likelihood) + β·KL (× the warm-up factor), + identity_weight × the identity loss
-    when an identity net is given."""
+    when an identity net is given, + perceptual_weight × the perceptual loss when a feature net is given."""
     reconstruction: str
     beta: float
     pixel_weights: torch.Tensor | None = None
     identity_net: torch.nn.Module | None = None
     identity_weight: float = 0.0
     edge_weight: float = 0.0
+    feature_net: torch.nn.Module | None = None
+    perceptual_weight: float = 0.0
 
 
 def make_objective(cfg, device: torch.device) -> Objective:
     identity_net = None
     if cfg.identity_weight:
         identity_net = load_identity_net(Path(cfg.identity_net or IDENTITY_NET_FILE)).to(device)
+    feature_net = None
+    if cfg.perceptual_weight:
+        feature_net = load_feature_net(cfg.feature_net or None).to(device)
     pixel_weights = face_weights(cfg.image_size, cfg.face_weight).to(device) if cfg.face_weight != 1.0 else None
-    return Objective(cfg.reconstruction, cfg.beta, pixel_weights, identity_net, cfg.identity_weight, cfg.edge_weight)
+    return Objective(cfg.reconstruction, cfg.beta, pixel_weights, identity_net, cfg.identity_weight, cfg.edge_weight,
+                     feature_net, cfg.perceptual_weight)
 
 
 def training_step(model, optimizer, batch_uint8: torch.Tensor, objective: Objective, kl_weight: float,
@@ -222,6 +231,12 @@ def training_step(model, optimizer, batch_uint8: torch.Tensor, objective: Object
             target = objective.identity_net(x)
         terms.identity = identity_loss(objective.identity_net, torch.sigmoid(logits.float()), target).mean()
         terms.total = terms.total + objective.identity_weight * terms.identity
+    if objective.feature_net is not None:
+        with torch.autocast(x.device.type, dtype=dtype, enabled=dtype is not None):
+            with torch.no_grad():
+                target = objective.feature_net(x)
+            terms.perceptual = perceptual_loss(objective.feature_net, torch.sigmoid(logits.float()), target).mean()
+        terms.total = terms.total + objective.perceptual_weight * terms.perceptual
     if not torch.isfinite(terms.total):
         return terms
     optimizer.zero_grad(set_to_none=True)
@@ -345,7 +360,7 @@ def main(argv=None) -> FaceVAE:
         sampler.set_epoch(epoch)
         order = torch.tensor(list(sampler))[: steps_per_epoch * cfg.batch_size].view(steps_per_epoch, cfg.batch_size)
         train_mode(model, cfg.freeze_decoder)
-        sums, seen, rate, epoch_start = torch.zeros(4), 0, 0.0, time.perf_counter()
+        sums, seen, rate, epoch_start = torch.zeros(5), 0, 0.0, time.perf_counter()
         bar = tqdm(range(batch_in_epoch, steps_per_epoch), desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not is_main,
                    initial=batch_in_epoch, total=steps_per_epoch, mininterval=1 if sys.stderr.isatty() else 60)
         for batch_index in bar:
@@ -358,9 +373,10 @@ def main(argv=None) -> FaceVAE:
                 sys.exit(f"loss became {terms.total.item()} at step {step} (epoch {epoch + 1}); stopping. "
                          f"The last good checkpoint, {checkpoint_path}, is untouched: try a lower --lr.")
             step += 1
-            identity = terms.identity if terms.identity is not None else torch.tensor(float("nan"))
+            nan = torch.tensor(float("nan"))
             sums += torch.stack([terms.total.detach(), terms.reconstruction.detach(), terms.kl.detach(),
-                                 identity.detach()]).cpu()
+                                 (nan if terms.identity is None else terms.identity).detach(),
+                                 (nan if terms.perceptual is None else terms.perceptual).detach()]).cpu()
             seen += 1
             rate = seen * cfg.batch_size * world / (time.perf_counter() - epoch_start)
             bar.set_postfix(loss=f"{terms.total.item():.0f}", rec=f"{terms.reconstruction.item():.0f}",
@@ -478,8 +494,9 @@ def evaluate(model, images, cfg, device, batch_size: int = 250) -> dict[str, flo
 def report_epoch(model, val_set, cfg, out: Path, epoch: int, step: int, train_means, rate, seconds, device) -> None:
     row = dict(epoch=epoch, step=step, train_loss=train_means[0], train_reconstruction=train_means[1],
                train_kl=train_means[2], images_per_second=rate, minutes=seconds / 60)
-    if not math.isnan(train_means[3]):
-        row["train_identity"] = train_means[3]
+    for index, name in ((3, "train_identity"), (4, "train_perceptual")):
+        if not math.isnan(train_means[index]):
+            row[name] = train_means[index]
     if val_set is not None:
         images = val_set.array[: cfg.val_images or None]
         row.update(evaluate(model, images, cfg, device))
