@@ -287,3 +287,111 @@ def test_precise_batchnorm_averages_the_data_exactly_without_dropout():
     precise_batchnorm(without, images, torch.device("cpu"), batch_size=10)
     for a, b in zip(with_dropout.state_dict().values(), without.state_dict().values()):
         assert torch.allclose(a.float(), b.float(), atol=1e-5)  # dropout played no part
+
+
+ADVERSARIAL = ["--adversarial-weight", "0.5", "--discriminator-channels", "8"]
+
+
+def test_adversarial_training_runs_two_steps_and_resumes_exactly(celeba_dir, tmp_path):
+    # the discriminator learns alone at step 1, the adversarial term reaches the VAE from step 2
+    common = ["--data", celeba_dir, "--epochs", 2, "--seed", 1, "--val-images", 2, "--lr", "1e-3", *ADVERSARIAL,
+              "--discriminator-start", 1, "--adversarial-start", 2]
+    straight, stopped = tmp_path / "straight", tmp_path / "stopped"
+    run_training(*common, "--out", straight, "--max-steps", 4)
+    first = run_training(*common, "--out", stopped, "--max-steps", 2)
+    assert "saved the model" in first.stdout
+    row = next(csv.DictReader((stopped / "log.csv").open()))
+    assert float(row["train_discriminator"]) > 0 and row["train_adversarial"] == ""  # only the discriminator yet
+    resumed = run_training(*common, "--out", stopped, "--max-steps", 4, "--resume")
+    assert "resumed from" in resumed.stdout
+    rows = list(csv.DictReader((stopped / "log.csv").open()))
+    assert float(rows[-1]["train_adversarial_lambda"]) > 0 and rows[-1]["train_adversarial"] != ""
+    a, b = weights(straight), weights(stopped)
+    assert a.keys() == b.keys()
+    assert max((a[k].float() - b[k].float()).abs().max().item() for k in a) < 1e-4
+    sa, sb = (torch.load(run / "checkpoint.pt", weights_only=True) for run in (straight, stopped))
+    assert sa["step"] == sb["step"] == 4 and sa["discriminator"].keys() == sb["discriminator"].keys()
+    assert max((sa["discriminator"][k] - sb["discriminator"][k]).abs().max().item() for k in sa["discriminator"]) < 1e-4
+    moments = [(s["exp_avg"], sb["discriminator_optimizer"]["state"][i]["exp_avg"])
+               for i, s in sa["discriminator_optimizer"]["state"].items()]
+    assert moments and all(torch.allclose(x, y, atol=1e-6) for x, y in moments)
+
+
+def test_without_the_flag_no_discriminator_is_built_or_saved(celeba_dir, tmp_path):
+    from facevae import FaceVAE
+    from train.train import make_adversary, parse_config
+
+    assert make_adversary(parse_config(["--data", "x"]), FaceVAE(), torch.device("cpu")) is None
+    run_training("--data", celeba_dir, "--out", tmp_path / "plain", "--max-steps", 1, "--val-images", 2)
+    assert "discriminator" not in torch.load(tmp_path / "plain" / "checkpoint.pt", weights_only=True)
+
+
+def tiny_adversary(model, lr=1e-3, last_layer=None, generator_on=True):
+    from train.discriminator import Adversary, PatchDiscriminator, make_discriminator_optimizer
+
+    disc = PatchDiscriminator(channels=8, layers=2)
+    return Adversary(disc, make_discriminator_optimizer(disc, lr), 0.5, generator_on=generator_on, last_layer=last_layer)
+
+
+def test_the_adversarial_loss_reaches_the_decoder():
+    from facevae import FaceVAE
+    from train.discriminator import adaptive_weight, generator_loss
+    from train.train import Objective, training_step
+
+    torch.manual_seed(0)
+    model = FaceVAE(image_size=32, latent_dim=8, dropout=0)
+    adversary = tiny_adversary(model, last_layer=model.decoder[-1].weight)
+    x = torch.rand(4, 3, 32, 32)
+    logits, mu, logvar = model(x)
+    adversarial = generator_loss(adversary.discriminator(torch.sigmoid(logits)))
+    adversarial.backward(retain_graph=True)
+    decoder = [p for part in (model.from_latent, model.decoder) for p in part.parameters()]
+    assert decoder and all(p.grad is not None and p.grad.abs().sum() > 0 for p in decoder)
+    reconstruction = (torch.sigmoid(logits) - x).pow(2).sum()
+    weight = adaptive_weight(reconstruction, adversarial, model.decoder[-1].weight)
+    assert 0 < weight.item() <= 1e4 and not weight.requires_grad
+
+    # in a training step: the decoder learns something else with the term than without it
+    faces = torch.randint(0, 256, (4, 32, 32, 3), dtype=torch.uint8)
+    start, after = {k: v.clone() for k, v in model.state_dict().items()}, {}
+    for on in (False, True):
+        model.load_state_dict(start)
+        adversary = tiny_adversary(model, last_layer=model.decoder[-1].weight, generator_on=on)
+        optimizer = torch.optim.SGD(model.parameters(), lr=1e-4)
+        torch.manual_seed(1)  # the same posterior sample both times
+        training_step(model, optimizer, faces, Objective("gaussian", 0.3), 1.0, adversary=adversary)
+        assert ("adversarial" in adversary.last) == on and adversary.last["discriminator"] > 0
+        after[on] = model.decoder[-1].weight.detach().clone()
+    assert not torch.allclose(after[True], after[False])
+
+
+def test_the_discriminator_learns_while_a_frozen_decoder_and_the_vae_in_its_step_stay():
+    from facevae import FaceVAE
+    from train.discriminator import discriminator_step
+    from train.train import Objective, freeze_decoder, make_optimizer, train_mode, training_step
+
+    torch.manual_seed(0)
+    model = FaceVAE(image_size=32, latent_dim=8, dropout=0)
+    freeze_decoder(model)
+    train_mode(model, decoder_frozen=True)
+    adversary = tiny_adversary(model)  # λ on the decoder's output: its last layer is frozen
+    start = {k: v.clone() for k, v in model.state_dict().items()}
+    disc_start = {k: v.clone() for k, v in adversary.discriminator.state_dict().items()}
+    faces = torch.randint(0, 256, (4, 32, 32, 3), dtype=torch.uint8)
+    training_step(model, make_optimizer(model, 1e-3), faces, Objective("gaussian", 0.3), 1.0, adversary=adversary)
+    assert adversary.last["adversarial_lambda"] > 0
+    after = model.state_dict()
+    for name, value in start.items():
+        if name.startswith(("decoder.", "from_latent.")):
+            assert torch.equal(value, after[name]), name  # weights and BatchNorm statistics
+        elif name.endswith("weight"):
+            assert not torch.equal(value, after[name]), name  # the encoder learns, the adversarial term with it
+    moved = adversary.discriminator.state_dict()
+    assert any(not torch.equal(disc_start[k], moved[k]) for k in disc_start if k.endswith("original"))
+
+    # the discriminator's own step gives the VAE no gradient
+    model.zero_grad(set_to_none=True)
+    x = torch.rand(4, 3, 32, 32)
+    fake = torch.sigmoid(model(x)[0])
+    assert discriminator_step(adversary, x, fake) > 0
+    assert all(p.grad is None for p in model.parameters())

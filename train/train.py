@@ -33,6 +33,8 @@ from facevae.identity import IDENTITY_NET_FILE, identity_loss, load_identity_net
 from facevae.losses import RECONSTRUCTIONS, face_weights, kl_warmup, vae_loss
 from facevae.metrics import mse, psnr, ssim
 from facevae.preprocess import images_to_tensor, to_grid, uint8_to_tensor
+from train.discriminator import (Adversary, PatchDiscriminator, adaptive_weight, discriminator_step, generator_loss,
+                                 make_discriminator_optimizer)
 from train.feature_net import load_feature_net, perceptual_loss
 
 CONFIG = dict(
@@ -53,6 +55,13 @@ CONFIG = dict(
     identity_net="",  # the identity network's safetensors (default: the package's facevae/identity_net.safetensors)
     perceptual_weight=0.0,  # nats per image for the feature distance of photo and reconstruction (train.feature_net)
     feature_net="",  # MobileNetV2's weights for it (default: where python -m train.feature_net puts them)
+    adversarial_weight=0.0,  # × VQGAN's adaptive weight × the PatchGAN hinge loss of the reconstructions (train.discriminator); 0: no discriminator
+    adversarial_start=0,  # step from which the adversarial term reaches the VAE
+    discriminator_start=-1,  # step from which the discriminator learns (-1: --adversarial-start); earlier lets it learn alone first
+    discriminator_lr=1e-4,  # its Adam's (betas 0.5, 0.9), constant
+    discriminator_channels=32,  # its first layer's width (doubling per layer, at most 8×)
+    discriminator_layers=3,  # its stride-2 layers (3: each patch score sees 70×70 px)
+    adversarial_max_weight=1e4,  # the clamp of the adaptive weight λ
     face_weight=1.0,  # the inner face's pixels weigh this many times the others in the reconstruction term
     freeze_decoder=False,  # the decoder keeps its loaded weights and BatchNorm statistics; only the encoder learns
     edge_weight=0.0,  # the reconstruction term adds this × the Gaussian likelihood of the image's edges (losses.edge_loss)
@@ -82,7 +91,8 @@ PRECISIONS = ("auto", "fp32", "bf16")
 CPU_BF16_FLAGS = ("amx_bf16", "avx512_bf16")
 
 LOG_FIELDS = ["epoch", "step", "train_loss", "train_reconstruction", "train_kl", "train_identity", "train_perceptual", "val_loss",
-              "val_reconstruction", "val_kl", "val_mse", "val_psnr", "val_ssim", "images_per_second", "minutes"]
+              "val_reconstruction", "val_kl", "val_mse", "val_psnr", "val_ssim", "images_per_second", "minutes",
+              "train_adversarial", "train_adversarial_lambda", "train_discriminator"]  # last: older logs stay aligned
 
 
 def parse_config(argv=None) -> argparse.Namespace:
@@ -205,9 +215,27 @@ def make_objective(cfg, device: torch.device) -> Objective:
                      feature_net, cfg.perceptual_weight)
 
 
+def discriminator_start(cfg) -> int:
+    return cfg.adversarial_start if cfg.discriminator_start < 0 else cfg.discriminator_start
+
+
+def make_adversary(cfg, model: FaceVAE, device: torch.device) -> Adversary | None:
+    """The PatchGAN discriminator and its optimizer for --adversarial-weight (None without it:
+    nothing is built). Its initial weights come from --seed alone, the same in every process,
+    and drawing them leaves the run's random stream as it was."""
+    if not cfg.adversarial_weight:
+        return None
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.seed)
+        discriminator = PatchDiscriminator(cfg.discriminator_channels, cfg.discriminator_layers).to(device)
+    last_layer = None if cfg.freeze_decoder else model.decoder[-1].weight
+    return Adversary(discriminator, make_discriminator_optimizer(discriminator, cfg.discriminator_lr),
+                     cfg.adversarial_weight, cfg.adversarial_max_weight, last_layer=last_layer)
+
+
 def training_step(model, optimizer, batch_uint8: torch.Tensor, objective: Objective, kl_weight: float,
                   dtype: torch.dtype | None = None, scaler: torch.amp.GradScaler | None = None, jitter: bool = False,
-                  flip: bool = False, input_noise: float = 0.0):
+                  flip: bool = False, input_noise: float = 0.0, adversary: Adversary | None = None):
     """One optimizer step on an N×H×W×3 uint8 batch. Returns the loss terms (not yet stepped
     if the loss is not finite: the caller decides).
 
@@ -215,7 +243,12 @@ def training_step(model, optimizer, batch_uint8: torch.Tensor, objective: Object
     fp32 from fp32 copies of the outputs, so its sums over 49,152 pixels do not round in bf16.
     input_noise: the encoder sees the face with this much Gaussian noise added and is asked for
     the clean one (the denoising criterion of Im et al., 2017): an encoder that has learnt its
-    28,000 training faces by heart is pushed back towards what holds across nearby images."""
+    28,000 training faces by heart is pushed back towards what holds across nearby images.
+    adversary (train.discriminator): when its generator term is on, the VAE also minimises
+    weight × λ × the discriminator's hinge loss of the reconstructions, λ VQGAN's adaptive weight
+    on the decoder's last layer; then the discriminator takes its own step on the batch's photos
+    and (detached) reconstructions. terms.total stays the VAE's objective without it; the step's
+    adversarial figures are in adversary.last."""
     x = uint8_to_tensor(batch_uint8)
     if flip:
         x = random_mirror(x)
@@ -237,16 +270,32 @@ def training_step(model, optimizer, batch_uint8: torch.Tensor, objective: Object
                 target = objective.feature_net(x)
             terms.perceptual = perceptual_loss(objective.feature_net, torch.sigmoid(logits.float()), target).mean()
         terms.total = terms.total + objective.perceptual_weight * terms.perceptual
-    if not torch.isfinite(terms.total):
+    loss = terms.total
+    if adversary is not None:
+        adversary.last = {}
+        fake = torch.sigmoid(logits.float())
+        if adversary.generator_on and torch.isfinite(terms.total):
+            adversary.discriminator.requires_grad_(False)  # its weights learn in its own step only
+            with torch.autocast(x.device.type, dtype=dtype, enabled=dtype is not None):
+                scores = adversary.discriminator(fake).float()
+            adversarial = generator_loss(scores)
+            last_layer = logits if adversary.last_layer is None else adversary.last_layer
+            weight = adaptive_weight(terms.total, adversarial, last_layer, adversary.max_weight)
+            loss = terms.total + adversary.weight * weight * adversarial
+            adversary.last.update(adversarial=adversarial.detach(), adversarial_lambda=weight)
+    if not torch.isfinite(loss):
+        terms.total = loss  # the caller sees it and stops
         return terms
     optimizer.zero_grad(set_to_none=True)
     if scaler is None:
-        terms.total.backward()
+        loss.backward()
         optimizer.step()
     else:  # fp16 on CUDA: scale the loss so small gradients do not underflow
-        scaler.scale(terms.total).backward()
+        scaler.scale(loss).backward()
         scaler.step(optimizer)
         scaler.update()
+    if adversary is not None:
+        adversary.last["discriminator"] = discriminator_step(adversary, x, fake, dtype)
     return terms
 
 
@@ -322,10 +371,14 @@ def main(argv=None) -> FaceVAE:
 
     step, trained_seconds = 0, 0.0
     objective = make_objective(cfg, device)
+    adversary = make_adversary(cfg, model, device)
     dtype = autocast_dtype(cfg.precision, device)
     if state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
+        if adversary is not None and "discriminator" in state:  # else it starts afresh, here
+            adversary.discriminator.load_state_dict(state["discriminator"])
+            adversary.optimizer.load_state_dict(state["discriminator_optimizer"])
         step, trained_seconds = state["step"], state["trained_seconds"]
         torch.set_rng_state(state["rng"][rank] if rank < len(state["rng"]) else torch.get_rng_state())
         if not option_given(argv, "precision"):  # the run goes on in the precision it started in
@@ -350,6 +403,9 @@ def main(argv=None) -> FaceVAE:
         if is_main:
             state = dict(model=model.state_dict(), optimizer=optimizer.state_dict(), step=step,  # all fp32
                          trained_seconds=trained_seconds, rng=rng, config=vars(cfg))
+            if adversary is not None:
+                state.update(discriminator=adversary.discriminator.state_dict(),
+                             discriminator_optimizer=adversary.optimizer.state_dict())
             tmp = checkpoint_path.with_suffix(".tmp")
             torch.save(state, tmp)
             os.replace(tmp, checkpoint_path)  # atomic: a kill mid-write leaves the last checkpoint intact
@@ -360,27 +416,39 @@ def main(argv=None) -> FaceVAE:
         sampler.set_epoch(epoch)
         order = torch.tensor(list(sampler))[: steps_per_epoch * cfg.batch_size].view(steps_per_epoch, cfg.batch_size)
         train_mode(model, cfg.freeze_decoder)
-        sums, seen, rate, epoch_start = torch.zeros(5), 0, 0.0, time.perf_counter()
+        sums, counts, seen, rate, epoch_start = torch.zeros(8), torch.zeros(8), 0, 0.0, time.perf_counter()
         bar = tqdm(range(batch_in_epoch, steps_per_epoch), desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not is_main,
                    initial=batch_in_epoch, total=steps_per_epoch, mininterval=1 if sys.stderr.isatty() else 60)
         for batch_index in bar:
             batch = train_images[order[batch_index].sort().values].to(device, non_blocking=True)
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate(cfg, step, total_steps)
+            adversarial = None
+            if adversary is not None and step >= discriminator_start(cfg):
+                adversarial, adversary.generator_on = adversary, step >= cfg.adversarial_start
             terms = training_step(ddp_model, optimizer, batch, objective, kl_warmup(step, cfg.kl_warmup_steps), dtype,
-                                  scaler, cfg.jitter, cfg.flip, cfg.input_noise)
-            if not torch.isfinite(terms.total):
-                sys.exit(f"loss became {terms.total.item()} at step {step} (epoch {epoch + 1}); stopping. "
+                                  scaler, cfg.jitter, cfg.flip, cfg.input_noise, adversarial)
+            nan = torch.tensor(float("nan"))
+            figures = {} if adversarial is None else adversary.last
+            if not torch.isfinite(terms.total) or not torch.isfinite(figures.get("discriminator", torch.zeros(()))):
+                what, value = ("loss", terms.total) if not torch.isfinite(terms.total) else \
+                    ("the discriminator's loss", figures["discriminator"])
+                sys.exit(f"{what} became {value.item()} at step {step} (epoch {epoch + 1}); stopping. "
                          f"The last good checkpoint, {checkpoint_path}, is untouched: try a lower --lr.")
             step += 1
-            nan = torch.tensor(float("nan"))
-            sums += torch.stack([terms.total.detach(), terms.reconstruction.detach(), terms.kl.detach(),
-                                 (nan if terms.identity is None else terms.identity).detach(),
-                                 (nan if terms.perceptual is None else terms.perceptual).detach()]).cpu()
+            values = torch.stack([terms.total.detach(), terms.reconstruction.detach(), terms.kl.detach(),
+                                  (nan if terms.identity is None else terms.identity).detach(),
+                                  (nan if terms.perceptual is None else terms.perceptual).detach(),
+                                  *(figures.get(name, nan).detach().float().cpu()
+                                    for name in ("adversarial", "adversarial_lambda", "discriminator"))]).cpu()
+            sums += values.nan_to_num(0.0)  # a mean over the steps that had the term
+            counts += ~values.isnan()
             seen += 1
             rate = seen * cfg.batch_size * world / (time.perf_counter() - epoch_start)
+            extra = {name: f"{figures[key].item():.3g}" for name, key in
+                     (("adv", "adversarial"), ("lam", "adversarial_lambda"), ("d", "discriminator")) if key in figures}
             bar.set_postfix(loss=f"{terms.total.item():.0f}", rec=f"{terms.reconstruction.item():.0f}",
-                            kl=f"{terms.kl.item():.1f}", img_s=f"{rate:.0f}", refresh=False)
+                            kl=f"{terms.kl.item():.1f}", **extra, img_s=f"{rate:.0f}", refresh=False)
             trained_seconds = time.perf_counter() - started
             out_of_time = past_time_limit(cfg, trained_seconds, distributed, device)
             if step % cfg.checkpoint_every == 0 or step == total_steps or out_of_time:
@@ -393,7 +461,7 @@ def main(argv=None) -> FaceVAE:
             if step % cfg.checkpoint_every:
                 save_checkpoint()
             if is_main:
-                train_means = (sums / max(seen, 1)).tolist()
+                train_means = (sums / counts).tolist()  # NaN: a term this epoch never had
                 report_epoch(model, val_set, cfg, out, epoch + 1, step, train_means, rate, trained_seconds, device)
         if out_of_time:
             break
@@ -494,7 +562,8 @@ def evaluate(model, images, cfg, device, batch_size: int = 250) -> dict[str, flo
 def report_epoch(model, val_set, cfg, out: Path, epoch: int, step: int, train_means, rate, seconds, device) -> None:
     row = dict(epoch=epoch, step=step, train_loss=train_means[0], train_reconstruction=train_means[1],
                train_kl=train_means[2], images_per_second=rate, minutes=seconds / 60)
-    for index, name in ((3, "train_identity"), (4, "train_perceptual")):
+    for index, name in ((3, "train_identity"), (4, "train_perceptual"), (5, "train_adversarial"),
+                        (6, "train_adversarial_lambda"), (7, "train_discriminator")):
         if not math.isnan(train_means[index]):
             row[name] = train_means[index]
     if val_set is not None:
