@@ -13,6 +13,7 @@ import base64
 import contextlib
 import functools
 import inspect
+import json
 import logging
 import math
 import os
@@ -20,20 +21,24 @@ import shutil
 import tempfile
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 import gradio as gr
+import numpy as np
 import pandas as pd
 import torch
 
 import facevae
 from facevae import load_model
-from facevae.photo import MAX_BYTES, PhotoError
+from facevae.align import TEMPLATE_FILE, align_face
+from facevae.losses import face_box
+from facevae.photo import MAX_BYTES, PhotoError, load_photo
 from facevae.latent import ACTIVE_KL, UnknownAttribute, attribute_label, attribute_order
 from facevae.pipeline import INTERPOLATIONS, FacePipeline, animated_gif, grid_png, jpeg_bytes, png_bytes
+from facevae.refine import Refinement
 from facevae.share import ShareError, decode_state, encode_state, latent_text, text_latent
 
 log = logging.getLogger("facevae.app")
@@ -49,17 +54,11 @@ atexit.register(shutil.rmtree, OUTPUT_DIR, ignore_errors=True)
 OUTPUT_MAX_AGE_SECONDS = 600
 _next_cleanup = 0.0
 _cleanup_lock = threading.Lock()
-# Faces are 128×128 PNGs; the browser scales them up (smoothly) to fill their panel.
 CSS = """
-.face img { width: 100% !important; height: 100% !important; object-fit: contain; }
-.face .image-container, .face .image-frame { height: 100%; }
 #explored { min-height: 420px; }
-/* on a phone the photo's face and its reconstruction stay side by side, two narrower columns */
-#reconstruct-faces { flex-wrap: nowrap; }
-#reconstruct-faces > * { min-width: 0 !important; }
-@media (max-width: 640px) { #reconstruct-faces .face { height: auto !important; aspect-ratio: 1 / 1.3; } }
 """
 WEB = Path(facevae.__file__).parent / "web"  # the face component's module and the vendored ONNX Runtime Web
+MIRROR_SIDE = 640  # the page's mirror reads camera frames at most this wide
 MAX_OFFSET = 100.0  # a slider goes from -3 to 3; far past 100 a latent decodes to nothing but a blot
 # Completes a share link in the browser: the server only knows the state, not the page's address.
 SHARE_LINK_JS = """(query) => query ? window.location.origin + window.location.pathname + query : ''"""
@@ -134,6 +133,25 @@ def image_file(image, filename: str) -> str:
     return save_output(jpeg_bytes(image) if filename.endswith(".jpg") else png_bytes(image), filename)
 
 
+# An HTML block's module (props.module_url, one of facevae/web/) mounts itself on the block.
+PAGE_MODULE_JS = "import(new URL(props.module_url, location.href)).then(m => m.mount(element, props, server, watch, trigger));"
+
+
+# Buttons, captions and example thumbnails of the page's own blocks, in the theme's colours.
+PAGE_BLOCK_STYLE = """
+  button { padding: 6px 14px; border-radius: var(--button-large-radius); cursor: pointer;
+           border: 1px solid var(--button-secondary-border-color); background: var(--button-secondary-background-fill);
+           color: var(--button-secondary-text-color); font-weight: var(--button-large-text-weight); }
+  button:disabled { opacity: 0.5; cursor: default; }
+  button.start { background: var(--button-primary-background-fill); color: var(--button-primary-text-color);
+                 border-color: var(--button-primary-border-color); }
+  figcaption { font-size: var(--block-label-text-size); color: var(--block-label-text-color); }
+  .examples { display: flex; flex-wrap: wrap; gap: 6px; align-items: center; }
+  .examples img { cursor: pointer; border-radius: 4px; }
+  .photo-note { color: var(--body-text-color-subdued); }
+"""
+
+
 def web_url(path: Path) -> str:
     """The address of a static file (gr.set_static_paths) relative to the page, so that the app
     works under a path prefix too."""
@@ -158,7 +176,7 @@ class FaceCanvas(gr.HTML):
         .face-footer { display: flex; justify-content: space-between; font-size: var(--text-sm);
                        color: var(--body-text-color-subdued); margin-top: 4px; }
     """
-    JS = "import(new URL(props.module_url, location.href)).then(face => face.mount(element, props, server, watch));"
+    JS = PAGE_MODULE_JS
 
     def __init__(self, pipeline: FacePipeline, latent_of, label: str, basis: dict | None = None, height: int = 400,
                  filename: str = "face.png", **kwargs):
@@ -176,7 +194,7 @@ class FaceCanvas(gr.HTML):
                 return {"error": f"cannot draw this face: {error}"}
             return {"png": "data:image/png;base64," + base64.b64encode(png_bytes(pipeline.decode(z)[0])).decode()}
 
-        onnx = pipeline.model.onnx_decoder
+        onnx = pipeline.model.onnx.get("decoder")
         super().__init__(value=None, label=label, html_template=self.TEMPLATE, css_template=self.STYLE,
                          js_on_load=self.JS, server_functions=[latent_basis, decode], apply_default_css=False,
                          module_url=web_url(WEB / "face.js"),
@@ -192,11 +210,6 @@ class FaceCanvas(gr.HTML):
 
     def api_info(self):
         return {"type": "object"}
-
-
-def face_image(label: str, **kwargs) -> gr.Image:
-    """An output face, scaled up by the browser (see CSS)."""
-    return gr.Image(label=label, interactive=False, elem_classes=["face"], **kwargs)
 
 
 def seed_input(label: str, value: int) -> gr.Number:
@@ -229,11 +242,54 @@ def activity_chart(activity: list[tuple[int, float]] | None) -> gr.BarPlot:
                       height=220, label=f"Active dimensions: {active} of {len(table)} carry more than {ACTIVE_KL} nats")
 
 
-def face_source(name: str, seed: int) -> tuple[PhotoInput, gr.Number]:
-    """A photo input with a seed beside it, for when no photo is given."""
+PHOTO_LATENT_TEMPLATE = """
+<label class='photo-drop'>${label}: choose a file or drop it here <input type='file' accept='image/*'></label>
+<div class='photo-row'><canvas width='${image_size}' height='${image_size}' aria-label='the aligned face'></canvas>
+  <div class='examples'>${examples}</div></div>
+<p class='photo-note'>Loading the models…</p>
+"""
+PHOTO_LATENT_STYLE = PAGE_BLOCK_STYLE + """
+  .photo-drop { display: block; border: 2px dashed var(--border-color-primary); padding: 10px; border-radius: 8px; }
+  .photo-row { display: flex; gap: 8px; align-items: center; margin-top: 6px; }
+  .photo-row canvas { width: 96px; height: 96px; }
+  .examples img { height: 48px; }
+  .photo-note { font-size: var(--text-sm); }
+"""
+
+
+def examples_html() -> str:
+    """The example photos as thumbnails a page module loads when clicked (picker.js)."""
+    return " ".join(f"<img class='example' src='{web_url(Path(path))}' alt='{Path(path).stem}'>" for path in EXAMPLES)
+
+
+def photo_latent_input(pipeline: FacePipeline, label: str, elem_id: str) -> PagePhotoBlock:
+    """A photo chosen in the page (facevae/web/photo_input.js), whose value is its refined latent,
+    {"z": [...]}, computed in the page: the photo itself is not sent."""
+    def photo_latent(photo_url):
+        """The fallback of a page that cannot run the models: the photo, sent, its latent found here."""
+        try:
+            face = align_face(url_bytes(photo_url))[0]
+        except PhotoError as error:
+            return {"error": str(error)}
+        return dict(z=pipeline.refine(face, pipeline.encode(face)).tolist(), face=data_url(face))
+
+    return PagePhotoBlock(pipeline, "photo_input.js", PHOTO_LATENT_TEMPLATE, [photo_latent],
+                          css_template=PHOTO_LATENT_STYLE, label=label, examples=examples_html(), elem_id=elem_id)
+
+
+def face_source(pipeline: FacePipeline, name: str, seed: int) -> tuple[PagePhotoBlock, gr.Number]:
+    """A photo chosen in the page with a seed beside it, for when no photo is given."""
     with gr.Column():
-        photo = PhotoInput(label=f"Face {name} (empty: a random face from the seed)", type="filepath", height=220)
+        photo = photo_latent_input(pipeline, f"Face {name} (empty: a random face from the seed)", f"morph-photo-{name.lower()}")
         return photo, seed_input(f"Seed {name}", seed)
+
+
+def chosen_latent(pipeline: FacePipeline, photo, seed) -> torch.Tensor:
+    """A face's latent: a photo's from the page (a photo_latent_input value), a photo file's (an
+    API call's), else the seed's draw."""
+    if isinstance(photo, dict):
+        return value_latent(photo["z"], pipeline.model.latent_dim)
+    return pipeline.latent(photo, int(seed or 0))
 
 
 def checked_offsets(offsets: dict) -> dict:
@@ -272,10 +328,91 @@ def refined_summary(encoded, refined, steps: int) -> str:
             f"face most. The explorer and the morph start from this refined face.")
 
 
+def page_models(pipeline: FacePipeline) -> dict:
+    """The props a page module needs to find, align, encode and refine a face itself
+    (facevae/web/photo.js): the runtime, the ONNX files, the alignment's template, the refinement's
+    settings (the server's own) and the limits the server applies to a photo."""
+    model = pipeline.model
+    return dict(runtime_url=web_url(WEB / "vendor" / "onnxruntime-web") + "/",
+                onnx_urls={name: web_url(path) for name, path in model.onnx.items()},
+                face_models_url=web_url(WEB / "vendor" / "face-api") + "/",
+                template=json.loads(TEMPLATE_FILE.read_text()), image_size=model.image_size,
+                face_box=list(face_box(model.image_size)), max_bytes=MAX_BYTES,
+                refinement=asdict(pipeline.refinement or Refinement(steps=0)))
+
+
+def data_url(image, kind: str = "png") -> str:
+    data = png_bytes(image) if kind == "png" else jpeg_bytes(image)
+    return f"data:image/{kind};base64," + base64.b64encode(data).decode()
+
+
+def url_bytes(url: str) -> bytes:
+    """The bytes of a data: URL from the page; anything else is no photo."""
+    head, _, body = str(url).partition(",")
+    if not head.startswith("data:") or not head.endswith(";base64"):
+        raise PhotoError("The page sent no photo.")
+    try:
+        return base64.b64decode(body, validate=True)
+    except ValueError:
+        raise PhotoError("The page sent a damaged photo.") from None
+
+
+class PagePhotoBlock(gr.HTML):
+    """An HTML block run by one of facevae/web/'s modules, whose photos stay in the page; its
+    server functions are the fallback for browsers that cannot run the models."""
+
+    def __init__(self, pipeline: FacePipeline, module: str, template: str, server_functions: list, **kwargs):
+        super().__init__(value=None, html_template=template, js_on_load=PAGE_MODULE_JS, apply_default_css=False,
+                         server_functions=server_functions, module_url=web_url(WEB / module),
+                         **page_models(pipeline), **kwargs)
+
+    def api_info(self):
+        return {"type": "object"}
+
+
+RECONSTRUCT_TEMPLATE = """
+<div class='photo-picker'>
+  <label class='photo-drop'>Photo: choose a file, drop it here or paste it
+    <input type='file' accept='image/*'></label>
+  <button type='button' class='camera'>Camera</button>
+  <video class='camera-view' hidden playsinline muted></video>
+  <button type='button' class='snapshot' hidden>Take the photo</button>
+  <label>Face (1 = largest) <input class='face-number' type='number' min='1' value='1' step='1'></label>
+</div>
+<div class='examples'>Examples: ${examples}</div>
+<p class='photo-note'>Loading the models…</p>
+<div class='reconstruct-row'>
+  <figure class='detections'><figcaption>Where the face was found</figcaption><canvas width='320' height='320'></canvas></figure>
+  <div id='reconstruct-faces'>
+    <figure id='reconstruct-aligned'><figcaption>Aligned face (model input)</figcaption>
+      <canvas width='${image_size}' height='${image_size}'></canvas></figure>
+    <figure id='reconstruct-refined'><figcaption>Reconstruction</figcaption>
+      <canvas width='${image_size}' height='${image_size}' data-refined='false'></canvas></figure>
+  </div>
+</div>
+<p class='status' role='status'></p>
+<div class='summary'></div>
+<button type='button' class='likeness' hidden>Ask dlib on the server: same person? (sends the 128×128 aligned face and its reconstruction)</button>
+<span class='likeness-result'></span>
+"""
+RECONSTRUCT_STYLE = PAGE_BLOCK_STYLE + """
+  .photo-picker { display: flex; flex-wrap: wrap; gap: 12px; align-items: center; }
+  .photo-drop { border: 2px dashed var(--border-color-primary); padding: 16px; border-radius: 8px; }
+  .examples img { height: 64px; }
+  .camera-view { max-width: 320px; }
+  .reconstruct-row { display: flex; flex-wrap: wrap; gap: 12px; }
+  /* on a phone the photo's face and its reconstruction stay side by side, two narrower columns */
+  #reconstruct-faces { display: flex; flex: 1 1 300px; gap: 12px; min-width: 0; }
+  #reconstruct-faces figure { flex: 1; min-width: 0; margin: 0; }
+  #reconstruct-faces canvas { width: 100%; max-width: 360px; aspect-ratio: 1; image-rendering: auto; }
+  .detections { margin: 0; flex: 0 1 240px; } .detections canvas { max-width: 240px; }
+"""
+
+
 def reconstruct_tab(pipeline: FacePipeline) -> None:
     @user_errors
     def reconstruct(photo, face_number, progress=gr.Progress()):
-        """The encoder's reconstruction at once, then the refined one (facevae.refine)."""
+        """/reconstruct: the encoder's reconstruction at once, then the refined one (facevae.refine)."""
         if not photo:
             raise gr.Error("Upload a photo first (or pick an example).")
         result = pipeline.reconstruct(photo, int(face_number or 1) - 1)
@@ -294,50 +431,80 @@ def reconstruct_tab(pipeline: FacePipeline) -> None:
         refined = pipeline.refined_reconstruction(
             result, lambda step, loss: progress((step, steps), desc="Refining the likeness"))
         distance, same = pipeline.likeness(refined)
-        yield shown(refined, refined_summary(result, refined, steps) +
-                    f"  \n**dlib**: {'same person' if same else 'not the same person'} (distance {distance:.2f}; "
-                    f"under 0.6 is the same)")
+        yield shown(refined, refined_summary(result, refined, steps) + "  \n" + likeness_text(distance, same))
+
+    # A server function gets one argument (gradio hands several over as one list): hence the dicts.
+    def reconstruct_photo(request: dict):
+        """The fallback of a page that cannot run the models: the photo, sent, reconstructed here."""
+        try:
+            result = pipeline.reconstruct(url_bytes(request["photo"]), int(request.get("face_number") or 1) - 1)
+        except PhotoError as error:
+            return {"error": str(error)}
+        refined = pipeline.refined_reconstruction(result) if pipeline.refinement else result
+        summary = (refined_summary(result, refined, pipeline.refinement.steps) if pipeline.refinement
+                   else reconstruction_summary(result))
+        return dict(aligned=data_url(result.face), reconstruction=data_url(refined.reconstruction),
+                    detections=data_url(result.detections, "jpeg"), summary=f"{summary}  \n{result.info.message}")
+
+    def likeness(request: dict):
+        """dlib's verdict, asked for with a button: the page sends the aligned face and its reconstruction."""
+        try:
+            faces = [load_photo(url_bytes(request[name]))[0] for name in ("face", "reconstruction")]
+        except PhotoError as error:
+            return {"error": str(error)}
+        distance, same = pipeline.likeness_of(*faces)
+        return dict(distance=distance, same=same)
 
     with gr.Tab("Reconstruct", id="reconstruct"):
-        with gr.Row():
-            photo = PhotoInput(label="Photo", type="filepath", sources=["upload", "webcam", "clipboard"], height=320)
-            with gr.Column():
-                face_number = gr.Number(label="Face (1 = largest)", value=1, minimum=1, precision=0)
-                run = gr.Button("Reconstruct", variant="primary")
-                detections = gr.Image(label="Where the face was found", interactive=False, height=200)
-        with gr.Row(elem_id="reconstruct-faces"):
-            aligned = face_image("Aligned face (model input)", height=360, elem_id="reconstruct-aligned")
-            reconstruction = face_image("Reconstruction", height=360, elem_id="reconstruct-reconstruction")
-        summary = gr.Markdown()
-        if EXAMPLES:
-            gr.Examples(EXAMPLES, inputs=[photo])
-        outputs = [aligned, reconstruction, summary, detections]
-        run.click(reconstruct, [photo, face_number], outputs, api_name="reconstruct")
-        photo.upload(reconstruct, [photo, face_number], outputs, api_visibility="private")
+        PagePhotoBlock(pipeline, "reconstruct.js", RECONSTRUCT_TEMPLATE, [reconstruct_photo, likeness],
+                       css_template=RECONSTRUCT_STYLE, examples=examples_html(), elem_id="reconstruct-page")
+        # /reconstruct, for gradio_client: the photo is uploaded and reconstructed on the server
+        api_photo, api_face_number = PhotoInput(type="filepath", visible=False), gr.Number(1, visible=False)
+        outputs = [gr.Image(visible=False), gr.Image(visible=False), gr.Markdown(visible=False), gr.Image(visible=False)]
+        gr.Button(visible=False).click(reconstruct, [api_photo, api_face_number], outputs, api_name="reconstruct")
         live_mirror(pipeline)
 
 
-def live_mirror(pipeline: FacePipeline) -> None:
-    """The webcam's stream, aligned and reconstructed frame by frame. A stream event holds the
-    newest frame only: frames that come while one is processed replace each other, so a slow
-    machine shows fewer frames, never old ones."""
-    @user_errors
-    def mirror(frame):
-        if frame is None:
-            return None, None, ""
-        face, reconstruction, psnr, info = pipeline.mirror(frame)
-        status = f"PSNR {psnr:.1f} dB" if info.found else "No face in view: showing the middle of the picture."
-        return face, reconstruction, status
+def likeness_text(distance: float, same: bool) -> str:
+    return f"**dlib**: {'same person' if same else 'not the same person'} (distance {distance:.2f}; under 0.6 is the same)"
 
-    gr.Markdown("### Live mirror\nTurn on the webcam and press record: your face, aligned and reconstructed as you move.")
-    with gr.Row():
-        camera = gr.Image(label="Webcam", sources=["webcam"], streaming=True, type="numpy", height=300,
-                          elem_id="mirror-camera")
-        live_face = face_image("Aligned face, live", height=300, elem_id="mirror-face")
-        live_reconstruction = face_image("Reconstruction, live", height=300, elem_id="mirror-reconstruction")
-    status = gr.Markdown(elem_id="mirror-status")
-    camera.stream(mirror, camera, [live_face, live_reconstruction, status], stream_every=0.1, time_limit=300,
-                  concurrency_limit=4, show_progress="hidden", api_visibility="private")
+
+MIRROR_TEMPLATE = """
+<h3>Live mirror</h3>
+<p>Your face, aligned and reconstructed as you move.</p>
+<div class='mirror-buttons'><button type='button' class='start'>Start the mirror</button>
+  <button type='button' class='stop' disabled>Stop</button></div>
+<div class='mirror-row'>
+  <figure id='mirror-camera'><figcaption>Camera</figcaption><video playsinline muted></video></figure>
+  <figure id='mirror-face'><figcaption>Aligned face, live</figcaption>
+    <canvas width='${image_size}' height='${image_size}'></canvas></figure>
+  <figure id='mirror-reconstruction' data-frames='0'><figcaption>Reconstruction, live</figcaption>
+    <canvas width='${image_size}' height='${image_size}'></canvas></figure>
+</div>
+<p class='status' id='mirror-status' role='status'></p>
+"""
+MIRROR_STYLE = PAGE_BLOCK_STYLE + """
+  .mirror-buttons { display: flex; gap: 8px; margin: 8px 0; }
+  .mirror-row { display: flex; gap: 12px; }
+  .mirror-row figure { flex: 1; min-width: 0; margin: 0; }
+  .mirror-row canvas, .mirror-row video { width: 100%; max-width: 300px; aspect-ratio: 1; object-fit: cover;
+                                          background: var(--block-background-fill); }
+"""
+
+
+def live_mirror(pipeline: FacePipeline) -> None:
+    """The webcam's stream, aligned and reconstructed frame by frame in the page (facevae/web/mirror.js);
+    mirror_frame is the fallback of a page that cannot run the models."""
+    def mirror_frame(frame_url):
+        try:
+            face, reconstruction, psnr, info = pipeline.mirror(np.asarray(load_photo(url_bytes(frame_url))[0]))
+        except PhotoError as error:
+            return {"error": str(error)}
+        status = f"PSNR {psnr:.1f} dB" if info.found else "No face in view: showing the middle of the picture."
+        return dict(face=data_url(face), reconstruction=data_url(reconstruction), status=status)
+
+    PagePhotoBlock(pipeline, "mirror.js", MIRROR_TEMPLATE, [mirror_frame], css_template=MIRROR_STYLE,
+                   mirror_side=MIRROR_SIDE, elem_id="mirror")
 
 
 # ---------------------------------------------------------------- Random faces
@@ -402,8 +569,8 @@ MORPH_JS = "(face, t, method) => face && {...face, t, method}"
 def morph_tab(pipeline: FacePipeline) -> MorphTab:
     def endpoints(photo_a, seed_a, photo_b, seed_b, shared_a=None, shared_b=None):
         """A shared link's latents stand in for a face until a photo or seed is chosen."""
-        return (shared_a if shared_a is not None else pipeline.latent(photo_a, int(seed_a or 0)),
-                shared_b if shared_b is not None else pipeline.latent(photo_b, int(seed_b or 0)))
+        return (shared_a if shared_a is not None else chosen_latent(pipeline, photo_a, seed_a),
+                shared_b if shared_b is not None else chosen_latent(pipeline, photo_b, seed_b))
 
     @user_errors
     def morph(photo_a, seed_a, photo_b, seed_b, t, method, shared_a=None, shared_b=None):
@@ -438,8 +605,8 @@ def morph_tab(pipeline: FacePipeline) -> MorphTab:
     with gr.Tab("Morph", id="morph"):
         shared_a, shared_b = gr.State(None), gr.State(None)  # latents from a share link
         with gr.Row():
-            photo_a, seed_a = face_source("A", 1)
-            photo_b, seed_b = face_source("B", 2)
+            photo_a, seed_a = face_source(pipeline, "A", 1)
+            photo_b, seed_b = face_source(pipeline, "B", 2)
             with gr.Column(scale=2):
                 blend = FaceCanvas(pipeline, blend_latent, "Blend", height=400, filename="blend.png", elem_id="blend")
                 t = gr.Slider(0, 1, value=0.5, step=0.01, label="t (0 = A, 1 = B)")
@@ -450,15 +617,13 @@ def morph_tab(pipeline: FacePipeline) -> MorphTab:
         strip = gr.Gallery(label="Morph", columns=8, rows=2, height="auto", object_fit="contain")
         gif = gr.File(label="Animated GIF")
         share, link = share_row("morph")
-        if EXAMPLES:
-            with gr.Row():
-                gr.Examples(EXAMPLES, inputs=[photo_a], label="Examples for face A")
-                gr.Examples(EXAMPLES, inputs=[photo_b], label="Examples for face B")
         faces = [photo_a, seed_a, photo_b, seed_b]
         inputs = [*faces, t, method, shared_a, shared_b]
-        # gr.State inputs are not part of the API: /morph takes photo A, seed A, photo B, seed B, t, method
-        api_endpoint = gr.Button(visible=False)
-        api_endpoint.click(morph, inputs, gr.Image(visible=False), api_name="morph")
+        # The API's photos are uploaded files: /morph takes photo A, seed A, photo B, seed B, t, method
+        api_faces = [PhotoInput(type="filepath", visible=False), seed_a, PhotoInput(type="filepath", visible=False), seed_b]
+        gr.Button(visible=False).click(morph, [*api_faces, t, method], gr.Image(visible=False), api_name="morph")
+        gr.Button(visible=False).click(morph_animation, [*api_faces, method, frames], [strip, gif],
+                                       api_name="morph_animation")
         t.input(None, [blend, t, method], blend, js=MORPH_JS)
         method.change(None, [blend, t, method], blend, js=MORPH_JS)
         for face in faces:  # choosing a face replaces the shared one on its side
@@ -466,7 +631,7 @@ def morph_tab(pipeline: FacePipeline) -> MorphTab:
             face.change(lambda: None, None, state, api_visibility="private").then(
                 blend_value, inputs, blend, api_visibility="private", trigger_mode="always_last")
         animate.click(morph_animation, [*faces, method, frames, shared_a, shared_b], [strip, gif],
-                      api_name="morph_animation")
+                      api_visibility="private")
         wire_share(share, share_state, inputs, link)
     return MorphTab(inputs, blend_value, blend)
 
@@ -519,7 +684,7 @@ def explorer_tab(pipeline: FacePipeline, activity) -> ExplorerTab:
         return named, dims, pcs
 
     def base_latent(photo, seed, shared):
-        return shared if shared is not None else pipeline.latent(photo, int(seed or 0))
+        return shared if shared is not None else chosen_latent(pipeline, photo, seed)
 
     @user_errors
     def render(photo, seed, dimensions, shared, *values):
@@ -547,7 +712,7 @@ def explorer_tab(pipeline: FacePipeline, activity) -> ExplorerTab:
         pcs = [by_pc.get(i + 1, 0.0) for i in range(PC_SLIDERS)]
         if any(not 0 <= d < pipeline.model.latent_dim for d in dims):
             raise gr.Error(f"latent dimensions are 0 to {pipeline.model.latent_dim - 1}")
-        z = pipeline.latent(photo, int(seed or 0))
+        z = chosen_latent(pipeline, photo, seed)
         return image_file(pipeline.explore(z, dims, pcs, named), "face.png")
 
     def label_sliders(dimensions):
@@ -570,13 +735,11 @@ def explorer_tab(pipeline: FacePipeline, activity) -> ExplorerTab:
                                   elem_id="explored")
                 share, link = share_row("explore")
             with gr.Column(scale=2):
-                photo = PhotoInput(label="Start from a photo (empty: a random face)", type="filepath", height=200)
+                photo = photo_latent_input(pipeline, "Start from a photo (empty: a random face)", "explore-photo")
                 seed = seed_input("Seed of the random face", 3)
                 with gr.Row():
                     new_face = gr.Button("New random face")
                     reset = gr.Button("Reset sliders")
-                if EXAMPLES:
-                    gr.Examples(EXAMPLES, inputs=[photo])
         def attribute_slider(name: str) -> gr.Slider:
             return gr.Slider(-3, 3, value=0, step=0.1, label=attribute_label(name)[0], min_width=260)
 
@@ -603,7 +766,7 @@ def explorer_tab(pipeline: FacePipeline, activity) -> ExplorerTab:
         inputs = [photo, seed, dimensions, shared, *sliders]
 
         api_endpoint = gr.Button(visible=False)  # the documented /explore, registered first to own the name
-        api_endpoint.click(explore, [photo, seed, gr.JSON(visible=False), gr.JSON(visible=False),
+        api_endpoint.click(explore, [PhotoInput(type="filepath", visible=False), seed, gr.JSON(visible=False), gr.JSON(visible=False),
                                      gr.JSON(visible=False)], gr.Image(visible=False), api_name="explore")
         for slider in sliders:
             slider.input(None, [face, dimensions, *sliders], face, js=EXPLORE_JS)
@@ -667,7 +830,7 @@ def restore_from_link(pipeline: FacePipeline, tabs: gr.Tabs, random: RandomFaces
 
 def build_demo(pipeline: FacePipeline) -> gr.Blocks:
     model = pipeline.model
-    gr.set_static_paths([WEB, *([model.onnx_decoder] if model.onnx_decoder is not None else [])])
+    gr.set_static_paths([WEB, *model.onnx.values(), *EXAMPLES])
     with gr.Blocks(title="FaceVAE", delete_cache=(1800, 3600)) as demo:
         gr.Markdown(f"# FaceVAE\nA variational autoencoder of faces (128×128, {model.latent_dim}-dimensional latent). "
                     f"Weights: **{model.source}**.")

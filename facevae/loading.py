@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from .export import ONNX_DECODER, export_decoder
+from .export import ONNX_EXPORTS, export_all
 from .latent import LatentStats
 from .model import FaceVAE
 
@@ -31,8 +31,8 @@ def load_model(source: str | os.PathLike | None = None, device: str | torch.devi
 
     With no source: the repo named by $FACEVAE_MODEL when it loads within 5 seconds, else the
     weights bundled in assets/ (a warning says why). model.source says which weights these are.
-    Latent statistics saved beside the weights are attached as model.latent_stats, and the path of
-    the decoder's ONNX file (facevae.export), when shipped, as model.onnx_decoder (else None)."""
+    Latent statistics saved beside the weights are attached as model.latent_stats, and the paths of
+    the ONNX files shipped with them (facevae.export: decoder, encoder, decoder_vjp) as model.onnx."""
     if source is not None:
         return _load(source, device)
     preferred = os.environ.get(MODEL_ENV)
@@ -50,24 +50,26 @@ def load_model(source: str | os.PathLike | None = None, device: str | torch.devi
 def _load(source: str | os.PathLike, device) -> FaceVAE:
     model = FaceVAE.from_pretrained(str(source), map_location=str(device))
     model.latent_stats = LatentStats.find(source)
-    model.onnx_decoder = find_onnx_decoder(source)
+    model.onnx = find_onnx_files(source)
     model.source = f"bundled weights ({BUNDLED_NAME})" if Path(source) == BUNDLED_MODEL else str(source)
     return model.eval().to(device)
 
 
-def find_onnx_decoder(source: str | os.PathLike) -> Path | None:
-    """The decoder's ONNX file beside the weights in a local folder or Hub repo, if any."""
-    local = Path(source) / ONNX_DECODER
-    if local.is_file():
-        return local
+def find_onnx_files(source: str | os.PathLike) -> dict[str, Path]:
+    """The ONNX files beside the weights in a local folder or Hub repo, by name (ONNX_EXPORTS);
+    those missing are left out: the app then does their work on the server."""
     if Path(source).exists():
-        return None
+        return {name: Path(source) / file for name, (file, _, _) in ONNX_EXPORTS.items()
+                if (Path(source) / file).is_file()}
     from huggingface_hub import hf_hub_download
 
-    try:
-        return Path(hf_hub_download(str(source), ONNX_DECODER))
-    except Exception:  # a repo without one: the app decodes on the server
-        return None
+    files = {}
+    for name, (file, _, _) in ONNX_EXPORTS.items():
+        try:
+            files[name] = Path(hf_hub_download(str(source), file))
+        except Exception:  # a repo without it
+            pass
+    return files
 
 
 def _load_within(source: str, device, seconds: float) -> FaceVAE:
@@ -92,8 +94,8 @@ def _load_within(source: str, device, seconds: float) -> FaceVAE:
 
 def push_model(model: FaceVAE, repo_id: str, token: str | None = None, private: bool = False,
                card_folder: str | os.PathLike | None = None) -> str:
-    """Push config.json + model.safetensors, the decoder as ONNX (exported here from these very
-    weights, so the two always match) and the latent statistics, when attached, to a Hub model
+    """Push config.json + model.safetensors, the ONNX files (exported here from these very
+    weights, so they always match) and the latent statistics, when attached, to a Hub model
     repo, in one commit; returns the commit URL. card_folder: a folder whose README.md
     (the model card) and PNG images go with them. Unchanged files are not uploaded again, and a
     push that changes nothing makes no commit. The token defaults to HF_TOKEN or the saved login."""
@@ -101,7 +103,7 @@ def push_model(model: FaceVAE, repo_id: str, token: str | None = None, private: 
 
     with tempfile.TemporaryDirectory() as folder:
         model.save_pretrained(folder)
-        export_decoder(model, Path(folder) / ONNX_DECODER)
+        export_all(model, folder)
         if model.latent_stats is not None:
             model.latent_stats.save(folder)
         if card_folder is not None:

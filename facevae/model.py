@@ -104,7 +104,7 @@ class FaceVAE(
             nn.ConvTranspose2d(widths[-1], in_channels, 3, stride=2, padding=0),
         )
         self.latent_stats = None  # facevae.latent.LatentStats, attached by load_model when shipped
-        self.onnx_decoder = None  # path of the decoder's ONNX file, attached by load_model when shipped
+        self.onnx = {}  # name -> path of the ONNX files shipped with the weights (facevae.export), by load_model
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Images N×C×H×W in [0, 1] -> posterior mean and log-variance, each N×latent_dim."""

@@ -89,12 +89,17 @@ class FacePipeline:
         with torch.inference_mode():
             return self._result(result.face, to_tensor(result.face), z, result.info, result.detections)
 
-    @staticmethod
-    def likeness(result: Reconstruction) -> tuple[float, bool]:
+    def likeness(self, result: Reconstruction) -> tuple[float, bool]:
         """dlib's descriptor distance between the aligned face and its reconstruction, and
         whether dlib calls them the same person (about 0.3 s a face on these CPUs)."""
-        photo, reconstruction = face_descriptors(np.stack([np.asarray(result.face), np.asarray(result.reconstruction)]))
-        distance = float(np.linalg.norm(photo - reconstruction))
+        return self.likeness_of(result.face, result.reconstruction)
+
+    @staticmethod
+    def likeness_of(face: Image.Image, reconstruction: Image.Image) -> tuple[float, bool]:
+        """likeness() of an aligned face and a reconstruction given as images (the page's)."""
+        photo, reconstructed = face_descriptors(np.stack([np.asarray(face.convert("RGB")),
+                                                          np.asarray(reconstruction.convert("RGB"))]))
+        distance = float(np.linalg.norm(photo - reconstructed))
         return distance, distance < SAME_PERSON
 
     def _result(self, face, x, z, info, detections) -> Reconstruction:

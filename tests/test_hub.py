@@ -41,12 +41,14 @@ def test_push_then_pull_then_load_offline_from_the_cache(tmp_path, hub_env):
             torch.save(model.reconstruct(x), "expected.pt")
             pulled = load_model("alice/faces")
             assert torch.equal(pulled.reconstruct(x), torch.load("expected.pt")), "pulled weights differ"
-            from facevae.export import decoder_difference
-            assert decoder_difference(pulled, pulled.onnx_decoder) < 1e-5, "the pushed ONNX decoder differs"
+            from facevae.export import ONNX_EXPORTS
+            for name, (_, _, difference) in ONNX_EXPORTS.items():
+                assert difference(pulled, pulled.onnx[name]) < 1e-5, f"the pushed ONNX {name} differs"
             print("pulled", pulled.source)
         """.replace('"expected.pt"', repr(str(tmp_path / "expected.pt"))), env)
         assert pushed.returncode == 0, pushed.stderr
-        assert sorted(hub.repos["alice/faces"]) == ["README.md", "config.json", "model.safetensors", "onnx/decoder.onnx"]
+        assert sorted(hub.repos["alice/faces"]) == ["README.md", "config.json", "model.safetensors", "onnx/decoder.onnx",
+                                                 "onnx/decoder_vjp.onnx", "onnx/encoder.onnx"]
         assert any(r.startswith("POST /api/models/alice/faces/commit/main") for r in hub.requests)
         assert "pulled alice/faces" in pushed.stdout
     # the fake Hub is gone: the same repo id loads from the local cache, offline

@@ -1,4 +1,4 @@
-"""The decoder as ONNX (facevae.export), the vendored ONNX Runtime Web, and the app's faces with
+"""The decoder, encoder and decoder VJP as ONNX (facevae.export), the vendored ONNX Runtime Web, and the app's faces with
 and without an ONNX file (the page's side is tested in test_browser.py)."""
 import base64
 import io
@@ -6,30 +6,71 @@ import shutil
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
-from facevae import load_model
-from facevae.export import ONNX_DECODER, decoder_difference
+from facevae import FaceVAE, load_model
+from facevae.export import (ONNX_DECODER, ONNX_DECODER_VJP, ONNX_ENCODER, ONNX_EXPORTS, DecoderVJP, decoder_difference,
+                            decoder_vjp_difference, encoder_difference, export_decoder_vjp, export_encoder)
 from facevae.loading import BUNDLED_MODEL
 from train import export_onnx, fetch_web_runtime
 
 pytest.importorskip("onnxruntime")
 
 
-def test_the_shipped_onnx_decoder_matches_the_shipped_weights():
+def test_the_shipped_onnx_files_match_the_shipped_weights():
     model = load_model()
-    assert model.onnx_decoder == BUNDLED_MODEL / ONNX_DECODER
-    assert decoder_difference(model, model.onnx_decoder) < 1e-5  # at batch sizes 8 and 1
+    assert model.onnx == {name: BUNDLED_MODEL / file for name, (file, _, _) in ONNX_EXPORTS.items()}
+    for name, (_, _, difference) in ONNX_EXPORTS.items():
+        assert difference(model, model.onnx[name]) < 1e-5, name  # at batch sizes 8 and 1
 
 
-def test_one_command_exports_a_model_folders_decoder(tmp_path, capsys):
+def test_one_command_exports_a_model_folders_onnx_files(tmp_path, capsys):
     folder = tmp_path / "model"
     shutil.copytree(BUNDLED_MODEL, folder, ignore=shutil.ignore_patterns("onnx", "*.png"))
-    assert load_model(folder).onnx_decoder is None
+    assert load_model(folder).onnx == {}
     export_onnx.main(["--model", str(folder)])
-    assert "largest difference to torch" in capsys.readouterr().out
+    assert capsys.readouterr().out.count("largest difference to torch") == 3
     model = load_model(folder)
-    assert model.onnx_decoder == folder / ONNX_DECODER and decoder_difference(model, model.onnx_decoder) < 1e-5
+    assert model.onnx == {name: folder / file for name, (file, _, _) in ONNX_EXPORTS.items()}
+    assert decoder_difference(model, model.onnx["decoder"]) < 1e-5
+    assert encoder_difference(model, model.onnx["encoder"]) < 1e-5
+    assert decoder_vjp_difference(model, model.onnx["decoder_vjp"]) < 1e-5
+
+
+def small_model() -> FaceVAE:
+    """A random FaceVAE small enough to export in seconds, in eval mode, with BatchNorms that are
+    not the identity and a LeakyReLU slope large enough that getting its derivative wrong shows."""
+    torch.manual_seed(0)
+    model = FaceVAE(image_size=32, encoder_channels=(8, 16, 16, 16), decoder_channels=(16, 16, 8),
+                    latent_dim=12, negative_slope=0.2).eval()
+    with torch.no_grad():
+        for norm in model.modules():
+            if isinstance(norm, torch.nn.BatchNorm2d):
+                norm.running_mean.normal_(0, 0.2)
+                norm.running_var.uniform_(0.5, 2)
+                norm.weight.uniform_(0.5, 1.5)
+                norm.bias.normal_(0, 0.2)
+    return model
+
+
+def test_the_decoder_vjp_is_autograds():
+    model = small_model()
+    z = torch.randn(4, model.latent_dim, requires_grad=True)
+    cotangent = torch.randn(4, 3, model.image_size, model.image_size)
+    image, z_grad = DecoderVJP(model)(z, cotangent)
+    expected = model.decode(z)
+    (expected_grad,) = torch.autograd.grad((expected * cotangent).sum(), z)
+    assert (image - expected).abs().max() < 1e-6
+    assert (z_grad - expected_grad).abs().max() < 1e-4 * expected_grad.abs().max()  # measured 6e-7
+
+
+def test_the_exported_encoder_and_decoder_vjp_match_torch(tmp_path):
+    model = small_model()
+    # At batch sizes 3 and 1; absolute on images, relative to the largest magnitude on mu and
+    # z_grad (measured about 6e-8 on each).
+    assert encoder_difference(model, export_encoder(model, tmp_path / ONNX_ENCODER), n=3) < 1e-5
+    assert decoder_vjp_difference(model, export_decoder_vjp(model, tmp_path / ONNX_DECODER_VJP), n=3) < 1e-5
 
 
 def test_the_vendored_runtime_matches_its_manifest_and_carries_its_licence():

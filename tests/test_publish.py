@@ -46,10 +46,10 @@ def test_publish_sends_the_model_and_exactly_the_spaces_files_and_a_second_run_c
 
     model_files = hub.repos[MODEL_REPO]
     assert {"config.json", "model.safetensors", "latent_stats.safetensors", "README.md"} <= set(model_files)
-    # onnx/decoder.onnx: exported again by push_model, byte for byte the shipped file (the export
-    # is deterministic, so a re-publish uploads nothing)
+    # onnx/*.onnx: exported again by push_model, byte for byte the shipped files (the export is
+    # deterministic, so a re-publish uploads nothing)
     for name in ("config.json", "model.safetensors", "latent_stats.safetensors", "README.md", "samples_mixture.png",
-                 "onnx/decoder.onnx"):
+                 "onnx/decoder.onnx", "onnx/encoder.onnx", "onnx/decoder_vjp.onnx"):
         assert model_files[name] == (BUNDLED / name).read_bytes(), name
 
     space = hub.spaces[SPACE]
@@ -57,8 +57,10 @@ def test_publish_sends_the_model_and_exactly_the_spaces_files_and_a_second_run_c
     assert set(space) == expected
     assert "app.py" in space and "facevae/model.py" in space and "requirements.txt" in space
     assert "facevae/celeba_landmarks.json" in space  # align_face's template: the app cannot align without it
-    # the page's decoder and the runtime it needs, served by the Space itself
-    assert {"facevae/web/face.js", "assets/facevae-celeba-128/onnx/decoder.onnx",
+    # the page's models and the runtime they need, served by the Space itself
+    assert {"facevae/web/face.js", "facevae/web/reconstruct.js", "assets/facevae-celeba-128/onnx/decoder.onnx",
+            "assets/facevae-celeba-128/onnx/encoder.onnx", "assets/facevae-celeba-128/onnx/decoder_vjp.onnx",
+            "facevae/web/vendor/face-api/LICENSE",
             "facevae/web/vendor/onnxruntime-web/ort-wasm-simd-threaded.wasm",
             "facevae/web/vendor/onnxruntime-web/LICENSE"} <= set(space)
     assert not any(name.startswith(("tests/", "runs/", "train/", ".ci/")) for name in space)

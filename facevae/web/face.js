@@ -7,6 +7,9 @@
 // server function). Either way only the newest value is kept and at most one face is decoded per
 // animation frame, one at a time.
 
+import { drawPlanes, drawUrl } from './canvas.js';
+import { loadRuntime, loadSession } from './runtime.js';
+
 export function lerp(z0, z1, t) {
   // torch.lerp's formula: exact at both ends
   return z0.map((a, i) => (t < 0.5 ? a + t * (z1[i] - a) : z1[i] - (z1[i] - a) * (1 - t)));
@@ -59,50 +62,15 @@ export function latentOf(value, basis) {
   return shift(value.z, dims, pcs, attributes, basis);
 }
 
-// The smallest module with a SIMD instruction (wasm-feature-detect's test): ORT's WASM build needs SIMD.
-const SIMD_PROBE = new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0, 1, 5, 1, 96, 0, 1, 123, 3, 2, 1, 0, 10, 10, 1, 8,
-  0, 65, 0, 253, 15, 253, 98, 11]);
-
 async function browserDecoder(props, server) {
   if (!props.onnx_url) throw new Error('these weights ship no ONNX decoder');
-  if (typeof WebAssembly !== 'object' || !WebAssembly.validate(SIMD_PROBE)) {
-    throw new Error('this browser has no WebAssembly SIMD');
-  }
-  const runtime = new URL(props.runtime_url, location.href).href;  // the app's own copy: no CDN
-  const ort = await import(runtime + 'ort.wasm.min.mjs');
-  ort.env.wasm.wasmPaths = runtime;
-  // One thread: a face is too small to gain from more (docs/browser.md measures it), and threads
-  // would need a cross-origin-isolated page.
-  ort.env.wasm.numThreads = 1;
-  const [session, basis] = await Promise.all([
-    ort.InferenceSession.create(new URL(props.onnx_url, location.href).href, { executionProviders: ['wasm'] }),
-    server.latent_basis()]);
+  const ort = await loadRuntime(props.runtime_url);
+  const [session, basis] = await Promise.all([loadSession(ort, props.onnx_url), server.latent_basis()]);
   return async (value) => {
     const z = latentOf(value, basis);
     const outputs = await session.run({ z: new ort.Tensor('float32', Float32Array.from(z), [1, z.length]) });
     return outputs.image.data;  // 3×H×W in [0, 1]
   };
-}
-
-function drawPlanes(canvas, planes) {
-  // ImageData is a Uint8ClampedArray: it clamps to 0…255 and rounds half to even, as
-  // facevae.preprocess.to_image does with torch.round
-  const g = canvas.getContext('2d'), size = canvas.width * canvas.height;
-  const image = g.createImageData(canvas.width, canvas.height), rgba = image.data;
-  for (let p = 0; p < size; p++) {
-    rgba[4 * p] = planes[p] * 255;
-    rgba[4 * p + 1] = planes[size + p] * 255;
-    rgba[4 * p + 2] = planes[2 * size + p] * 255;
-    rgba[4 * p + 3] = 255;
-  }
-  g.putImageData(image, 0, 0);
-}
-
-async function drawPng(canvas, url) {
-  const image = new Image();
-  image.src = url;
-  await image.decode();
-  canvas.getContext('2d').drawImage(image, 0, 0);
 }
 
 export function mount(element, props, server, watch) {
@@ -137,7 +105,7 @@ export function mount(element, props, server, watch) {
     draw = async (value) => {
       const face = await server.decode(value);
       if (face.error) throw new Error(face.error);
-      await drawPng(canvas, face.png);
+      await drawUrl(canvas, face.png);
     };
   }
 

@@ -11,12 +11,18 @@ In headless Chromium (Debian's), with every other host blocked:
    while a slider moves faster than the screen refreshes.
 3. The app as it was at --baseline-ref (every move decoded on the server, a PNG downloaded):
    the same requests and slider-to-pixels times (until the new image is decoded).
+4. Photos: from choosing a photo in the Reconstruct tab to the refined face, in the page and,
+   with WebAssembly deleted, on the server (the examples, and --photos val photos of CelebA
+   enlarged to each of --sides); the requests and bytes each photo sends, the server's CPU per
+   photo; --people pages choosing a photo at once; the page's first visit (time, bytes); the live
+   mirror's faces per second from a fake camera, and what it sends.
 """
 from __future__ import annotations
 
 import argparse
 import functools
 import http.server
+import math
 import os
 import shutil
 import socket
@@ -25,6 +31,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -100,7 +107,8 @@ def free_port() -> int:
 
 def summary(times: list[float]) -> str:
     times = sorted(times)
-    return (f"p50 {statistics.median(times):6.1f} ms  p90 {times[int(0.9 * (len(times) - 1))]:6.1f} ms  "
+    p90 = times[math.ceil(0.9 * len(times)) - 1]  # nearest rank
+    return (f"p50 {statistics.median(times):6.1f} ms  p90 {p90:6.1f} ms  "
             f"min {times[0]:5.1f} ms")
 
 
@@ -201,6 +209,153 @@ def measure_app(browser, url: str, steps: int, mode: str) -> None:
         page.context.close()
 
 
+# Photos: the page's pipeline against the server's. Each run picks photos in the Reconstruct tab and
+# waits until the refined face is on its canvas (data-refined).
+REFINED_AT_JS = """() => { window.refinedIn = new Promise((resolve) => {
+    const canvas = document.querySelector('#reconstruct-refined canvas'), begin = performance.now();
+    const observer = new MutationObserver(() => {
+        if (canvas.dataset.refined !== 'true') return;
+        observer.disconnect();
+        resolve(performance.now() - begin);
+    });
+    observer.observe(canvas, { attributes: true });
+}); }"""
+# each file once (a block that loads a file another has loaded gets it from the browser's cache)
+DOWNLOADED_JS = """() => [...new Map(performance.getEntriesByType('resource').filter((r) => /vendor|onnx|web\\//.test(r.name))
+    .map((r) => [r.name, r.encodedBodySize])).values()].reduce((sum, size) => sum + size, 0)"""
+
+
+def cpu_seconds(process: subprocess.Popen) -> float:
+    """The app's CPU time so far (user + system), from /proc."""
+    fields = Path(f"/proc/{process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def bench_photos(count: int, sides: tuple[int, ...]) -> list[Path]:
+    """The examples, and `count` val photos of CelebA enlarged to each long side (a phone's photo
+    is big), written to a temporary folder: CelebA's images are never copied into the repository."""
+    from PIL import Image
+
+    photos = [ROOT / "assets" / "examples" / name for name in ("astronaut.jpg", "grace_hopper.jpg")]
+    celeba = ROOT.parent / "shared" / "data" / "celeba"
+    if not celeba.is_dir():
+        return photos
+    names = [line.split()[0] for line in (celeba / "list_eval_partition.txt").read_text().splitlines()
+             if line.split()[1] == "1"][:count]
+    folder = Path(tempfile.mkdtemp(prefix="bench-photos-"))
+    for name in names:
+        image = Image.open(celeba / "img_align_celeba" / name).convert("RGB")
+        for side in sides:
+            scale = side / max(image.size)
+            path = folder / f"{Path(name).stem}-{side}.jpg"
+            image.resize((round(image.width * scale), round(image.height * scale)), Image.Resampling.LANCZOS).save(path, quality=92)
+            photos.append(path)
+    return photos
+
+
+def time_photo(page, photo: Path) -> float:
+    """Milliseconds from choosing the photo to its refined face (a photo the page cannot use stops the run)."""
+    page.evaluate(REFINED_AT_JS)
+    page.locator("#reconstruct-page input[type=file]").set_input_files(str(photo))
+    took = page.evaluate("() => Promise.race([window.refinedIn, new Promise((r) => { setTimeout(r, 120000); })])")
+    if took is None:
+        raise RuntimeError(f"{photo.name}: no refined face; the page says "
+                           f"{page.locator('#reconstruct-page .status').inner_text()!r}")
+    return took
+
+
+def measure_photos(browser, url: str, process: subprocess.Popen, photos: list[Path], people: int) -> None:
+    for mode, init in [("page", None), ("server", "delete window.WebAssembly")]:
+        begin = time.perf_counter()
+        page = open_app(browser, url, init)
+        page.sent = []
+        page.on("request", lambda request: page.sent.append(len(request.post_data_buffer or b"")))
+        page.wait_for_selector(f"#reconstruct-page [data-mode={'browser' if mode == 'page' else 'server'}]",
+                               state="attached", timeout=120_000)
+        ready = time.perf_counter() - begin
+        if mode == "page":
+            print(f"   first visit: the page can reconstruct {ready:.1f} s after it was opened; "
+                  f"it downloaded {page.evaluate(DOWNLOADED_JS) / 1e6:.1f} MB of runtime, models and modules")
+        time_photo(page, photos[1])  # warms up the runtime (not the first measured: the same file fires no change)
+        by_size: dict[str, list[float]] = {}
+        sent_before, cpu_before = len(page.sent), cpu_seconds(process)
+        for photo in photos:
+            size = photo.stem.rsplit("-", 1)[-1] if "-" in photo.stem else "examples"
+            by_size.setdefault(size, []).append(time_photo(page, photo))
+        sent = page.sent[sent_before:]
+        cpu = (cpu_seconds(process) - cpu_before) / len(photos)
+        for size, times in by_size.items():
+            label = "the examples" if size == "examples" else f"val photos, {size} px long"
+            print(f"   {mode:6} {label:26} photo to refined face {summary(times)}")
+        print(f"   {mode:6} per photo: {len(sent) / len(photos):.1f} requests carrying "
+              f"{sum(sent) / len(photos) / 1e3:.1f} kB; the server's CPU {cpu:.2f} s")
+        page.context.close()
+    load(browser, url, process, photos[0], people)
+
+
+def load(browser, url: str, process: subprocess.Popen, photo: Path, people: int) -> None:
+    """`people` pages choose a photo at once (here all on this machine's 2 cores; each person's
+    own device in the field): each one's time to the refined face, and the server's CPU."""
+    pages = [open_app(browser, url) for _ in range(people)]
+    for page in pages:
+        page.wait_for_selector("#reconstruct-page [data-mode=browser]", state="attached", timeout=120_000)
+    cpu_before = cpu_seconds(process)
+    for page in pages:
+        page.evaluate(REFINED_AT_JS)
+    for page in pages:
+        page.locator("#reconstruct-page input[type=file]").set_input_files(str(photo))
+    times = [page.evaluate("() => window.refinedIn") for page in pages]
+    print(f"   {people} people at once, in their pages: {len(times)} of {people} refined; {summary(times)}; "
+          f"the server's CPU {cpu_seconds(process) - cpu_before:.2f} s in all")
+    for page in pages:
+        page.context.close()
+
+
+def camera_video(path: Path, frames: int = 60) -> Path:
+    """A 640×480 y4m video of the example face drifting sideways, for Chromium's fake camera."""
+    import cv2
+    import numpy as np
+    from PIL import Image
+
+    face = np.asarray(Image.open(ROOT / "assets" / "examples" / "astronaut.jpg").convert("RGB").resize((400, 400)))
+    with open(path, "wb") as f:
+        f.write(b"YUV4MPEG2 W640 H480 F30:1 Ip A1:1 C420jpeg\n")
+        for i in range(frames):
+            frame = np.full((480, 640, 3), 110, np.uint8)
+            offset = 100 + 2 * (i if i < frames // 2 else frames - i)
+            frame[40:440, offset:offset + 400] = face
+            f.write(b"FRAME\n" + cv2.cvtColor(frame, cv2.COLOR_RGB2YUV_I420).tobytes())
+    return path
+
+
+def measure_mirror(p, url: str, process: subprocess.Popen, seconds: float) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        video = camera_video(Path(folder) / "camera.y4m")
+        flags = FLAGS + ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+                         f"--use-file-for-fake-video-capture={video}"]
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=flags)
+        for mode, init in [("page", None), ("server", "delete window.WebAssembly")]:
+            page = open_app(browser, url, init)
+            page.context.grant_permissions(["camera"])
+            sent = []
+            page.on("request", lambda request: sent.append(len(request.post_data_buffer or b"")))
+            page.wait_for_selector(f"#mirror [data-mode={'browser' if mode == 'page' else 'server'}]",
+                                   state="attached", timeout=120_000)
+            page.locator("#mirror").get_by_role("button", name="Start").click()
+            page.wait_for_function("() => document.querySelector('#mirror-reconstruction').dataset.frames >= 3",
+                                   timeout=60_000)
+            frames = lambda: int(page.locator("#mirror-reconstruction").get_attribute("data-frames"))  # noqa: E731
+            first, sent_before, cpu_before, begin = frames(), len(sent), cpu_seconds(process), time.perf_counter()
+            page.wait_for_timeout(seconds * 1000)
+            elapsed = time.perf_counter() - begin
+            drawn, bodies = frames() - first, sent[sent_before:]
+            print(f"   mirror, {mode:6}: {drawn / elapsed:.1f} faces/s; per second {len(bodies) / elapsed:.1f} "
+                  f"requests carrying {sum(bodies) / elapsed / 1e3:.0f} kB; the server's CPU "
+                  f"{(cpu_seconds(process) - cpu_before) / elapsed:.2f} s per second")
+            page.context.close()
+        browser.close()
+
+
 def start_app(folder: Path, port: int) -> subprocess.Popen:
     env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONPATH": str(folder)}
     process = subprocess.Popen([sys.executable, "app.py", "--port", str(port)], cwd=folder, env=env,
@@ -212,11 +367,24 @@ def start_app(folder: Path, port: int) -> subprocess.Popen:
     raise RuntimeError(f"the app in {folder} did not start")
 
 
+def app_url(processes: dict, folder: Path) -> str:
+    """The address of the app in folder, started the first time it is asked for."""
+    if folder not in processes:
+        port = free_port()
+        processes[folder] = (start_app(folder, port), f"http://127.0.0.1:{port}/")
+    return processes[folder][1]
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--baseline-ref", default="2f4bfcc", help="a commit of the app before browser decoding")
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--runs", type=int, default=200, help="decodes per runtime measurement")
+    parser.add_argument("--photos", type=int, default=6, help="val photos of CelebA, each at every --sides")
+    parser.add_argument("--sides", type=int, nargs="+", default=[640, 1280, 2560])
+    parser.add_argument("--people", type=int, default=8)
+    parser.add_argument("--mirror-seconds", type=float, default=10)
+    parser.add_argument("--photos-only", action="store_true", help="part 4 alone")
     args = parser.parse_args(argv)
     from playwright.sync_api import sync_playwright
 
@@ -225,19 +393,21 @@ def main(argv=None) -> None:
     with tempfile.TemporaryDirectory() as baseline, sync_playwright() as p:
         subprocess.run(f"git -C {ROOT} archive {args.baseline_ref} | tar -x -C {baseline}", shell=True, check=True)
         browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        runtime_alone(browser, args.runs)
         apps = [("browser", ROOT), ("server", ROOT), ("baseline", Path(baseline))]
         processes = {}
         try:
-            for mode, folder in apps:
-                if folder not in processes:
-                    port = free_port()
-                    processes[folder] = (start_app(folder, port), f"http://127.0.0.1:{port}/")
-                title = {"browser": "2. The app, faces decoded in the page (WASM, 1 thread)",
-                         "server": "   The app with WebAssembly deleted: faces decoded on the server (the fallback)",
-                         "baseline": f"3. The app at {args.baseline_ref}: every move decoded on the server"}[mode]
-                print(title)
-                measure_app(browser, processes[folder][1], args.steps, mode)
+            if not args.photos_only:
+                runtime_alone(browser, args.runs)
+                for mode, folder in apps:
+                    url = app_url(processes, folder)
+                    print({"browser": "2. The app, faces decoded in the page (WASM, 1 thread)",
+                           "server": "   The app with WebAssembly deleted: faces decoded on the server (the fallback)",
+                           "baseline": f"3. The app at {args.baseline_ref}: every move decoded on the server"}[mode])
+                    measure_app(browser, url, args.steps, mode)
+            url = app_url(processes, ROOT)
+            print("4. Photos and the live mirror, in the page and on the server (the fallback)")
+            measure_photos(browser, url, processes[ROOT][0], bench_photos(args.photos, tuple(args.sides)), args.people)
+            measure_mirror(p, url, processes[ROOT][0], args.mirror_seconds)
         finally:
             for process, _ in processes.values():
                 process.terminate()
