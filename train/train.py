@@ -35,6 +35,7 @@ from facevae.metrics import mse, psnr, ssim
 from facevae.preprocess import images_to_tensor, to_grid, uint8_to_tensor
 from train.discriminator import (Adversary, PatchDiscriminator, adaptive_weight, discriminator_step, generator_loss,
                                  make_discriminator_optimizer)
+from train.face_recognition import FaceRecognitionNet, identity_distance, load_face_recognition_net
 from train.feature_net import load_feature_net, perceptual_loss
 
 CONFIG = dict(
@@ -51,8 +52,8 @@ CONFIG = dict(
     image_size=128,
     reconstruction="bce",  # one of facevae.losses.RECONSTRUCTIONS
     beta=1.0,
-    identity_weight=0.0,  # nats per image for 1 − cos of the identity net's embeddings of photo and reconstruction
-    identity_net="",  # the identity network's safetensors (default: the package's facevae/identity_net.safetensors)
+    identity_weight=0.0,  # nats per image for the identity loss of photo and reconstruction (see identity_term)
+    identity_net="",  # the identity network's safetensors (default: the package's facevae/identity_net.safetensors), or face-api: dlib's ResNet
     perceptual_weight=0.0,  # nats per image for the feature distance of photo and reconstruction (train.feature_net)
     feature_net="",  # MobileNetV2's weights for it (default: where python -m train.feature_net puts them)
     adversarial_weight=0.0,  # × VQGAN's adaptive weight × the PatchGAN hinge loss of the reconstructions (train.discriminator); 0: no discriminator
@@ -89,6 +90,7 @@ PRECISIONS = ("auto", "fp32", "bf16")
 # /proc/cpuinfo flags of CPUs with bf16 dot-product hardware: AMX tiles (Sapphire Rapids and later
 # Xeons) or AVX512-BF16 (Cooper Lake, Zen 4). Without them oneDNN emulates bf16 and it is slower.
 CPU_BF16_FLAGS = ("amx_bf16", "avx512_bf16")
+FACE_API_IDENTITY = "face-api"  # --identity-net: dlib's ResNet, ported from face-api (train.face_recognition)
 
 LOG_FIELDS = ["epoch", "step", "train_loss", "train_reconstruction", "train_kl", "train_identity", "train_perceptual", "val_loss",
               "val_reconstruction", "val_kl", "val_mse", "val_psnr", "val_ssim", "images_per_second", "minutes",
@@ -206,13 +208,25 @@ class Objective:
 def make_objective(cfg, device: torch.device) -> Objective:
     identity_net = None
     if cfg.identity_weight:
-        identity_net = load_identity_net(Path(cfg.identity_net or IDENTITY_NET_FILE)).to(device)
+        identity_net = (load_face_recognition_net() if cfg.identity_net == FACE_API_IDENTITY
+                        else load_identity_net(Path(cfg.identity_net or IDENTITY_NET_FILE))).to(device)
     feature_net = None
     if cfg.perceptual_weight:
         feature_net = load_feature_net(cfg.feature_net or None).to(device)
     pixel_weights = face_weights(cfg.image_size, cfg.face_weight).to(device) if cfg.face_weight != 1.0 else None
     return Objective(cfg.reconstruction, cfg.beta, pixel_weights, identity_net, cfg.identity_weight, cfg.edge_weight,
                      feature_net, cfg.perceptual_weight)
+
+
+def identity_term(net: torch.nn.Module, photos: torch.Tensor, reconstructions: torch.Tensor) -> torch.Tensor:
+    """Per image, the identity loss: with dlib's ResNet (--identity-net face-api,
+    train.face_recognition) the distance of the two faces' descriptors (dlib: the same person
+    below 0.6); with an IdentityNet, 1 − the cosine of their embeddings."""
+    if isinstance(net, FaceRecognitionNet):
+        return identity_distance(net, photos, reconstructions)
+    with torch.no_grad():
+        target = net(photos)
+    return identity_loss(net, reconstructions, target)
 
 
 def discriminator_start(cfg) -> int:
@@ -260,9 +274,8 @@ def training_step(model, optimizer, batch_uint8: torch.Tensor, objective: Object
     terms = vae_loss(logits.float(), x, mu.float(), logvar.float(), objective.reconstruction, objective.beta,
                      kl_weight, objective.pixel_weights, objective.edge_weight)
     if objective.identity_net is not None:
-        with torch.no_grad():
-            target = objective.identity_net(x)
-        terms.identity = identity_loss(objective.identity_net, torch.sigmoid(logits.float()), target).mean()
+        with torch.autocast(x.device.type, dtype=dtype, enabled=dtype is not None):
+            terms.identity = identity_term(objective.identity_net, x, torch.sigmoid(logits.float())).float().mean()
         terms.total = terms.total + objective.identity_weight * terms.identity
     if objective.feature_net is not None:
         with torch.autocast(x.device.type, dtype=dtype, enabled=dtype is not None):
