@@ -87,7 +87,7 @@ def refine_in_page(page, site: str, x: torch.Tensor, z0: torch.Tensor | None, se
     return page.evaluate("""async ([site, x, z0, settings]) => {
         const onnx = site + '/assets/facevae-celeba-128/onnx/';
         const refiner = await window.refineJs.loadRefiner(window.ort,
-            { encoderUrl: onnx + 'encoder.onnx', vjpUrl: onnx + 'decoder_vjp.onnx' });
+            { encoderUrl: onnx + 'encoder.onnx', decoderUrl: onnx + 'decoder.onnx', vjpUrl: onnx + 'decoder_vjp.onnx' });
         const planes = Float32Array.from(x);
         if (z0 === null) {
             const start = performance.now();

@@ -17,7 +17,7 @@ import { loadSession } from './runtime.js';
 
 // margin: black added around the photo on every side, as a fraction of its longer side, before
 // detecting (not face-api's: 0 is its behaviour). The tiny detector misses many faces that fill
-// the frame (7 of 50 CelebA crops at the defaults); with 0.5 it found all 50.
+// the frame; photo.js looks again with a margin where it finds none (DETECTION_RETRIES).
 export const DETECTOR_DEFAULTS = { inputSize: 416, scoreThreshold: 0.5, iouThreshold: 0.4, margin: 0 };
 const LANDMARK_SIZE = 112;
 // tinyFaceDetector/const.ts: the anchors' widths and heights, in grid cells

@@ -6,7 +6,7 @@
 import { alignFace } from './align.js';
 import { loadFaceFinder } from './detect.js';
 import { loadRefiner } from './refine.js';
-import { loadRuntime, loadSession } from './runtime.js';
+import { loadRuntime } from './runtime.js';
 
 // Where the detector finds no face on the photo as it is, it looks again with a black border around
 // it (detect.js's margin, a share of the longer side; facevae.align's hidden margin), which shrinks
@@ -15,7 +15,7 @@ import { loadRuntime, loadSession } from './runtime.js';
 // the aligned images, 48 of them pasted into bigger rolled photos and 15 of them cut close as
 // headshots; with these two retries 50, 49 and 50 (a border of 0.5 at 416 px found 15 headshots,
 // at 320 px 48). Only when a try finds nothing: a small face in a big frame shrinks with the border.
-export const DETECTION_RETRIES = [{ margin: 0.25 }, { margin: 0.75, inputSize: 320 }];
+const DETECTION_RETRIES = [{ margin: 0.25 }, { margin: 0.75, inputSize: 320 }];
 
 export class PhotoError extends Error {}
 
@@ -29,6 +29,16 @@ export async function openPhoto(blob, maxBytes) {
   } catch {
     throw new PhotoError('This file is not an image this browser can read (try a JPEG, PNG or WebP photo).');
   }
+}
+
+export async function findFaces(finder, source, detection = {}) {
+  // detect.js's faces on the photo as it is, else with each of DETECTION_RETRIES in turn
+  let faces = await finder.detect(source, detection);
+  for (const retry of DETECTION_RETRIES) {
+    if (faces.length) break;
+    faces = await finder.detect(source, { ...detection, ...retry });
+  }
+  return faces;
 }
 
 const pipelines = new Map();  // the models' URLs -> the promise of their pipeline: the page's blocks share one
@@ -46,34 +56,23 @@ async function photoPipeline(props) {
     if (!props.onnx_urls[name]) throw new Error(`these weights ship no ONNX ${name}`);
   }
   const ort = await loadRuntime(props.runtime_url);
-  const [finder, refiner, decoder] = await Promise.all([
-    loadFaceFinder(ort, props.face_models_url),
-    loadRefiner(ort, { encoderUrl: props.onnx_urls.encoder, vjpUrl: props.onnx_urls.decoder_vjp }),
-    loadSession(ort, props.onnx_urls.decoder)]);
+  const { encoder, decoder, decoder_vjp: vjp } = props.onnx_urls;
+  const [finder, refiner] = await Promise.all([loadFaceFinder(ort, props.face_models_url),
+    loadRefiner(ort, { encoderUrl: encoder, decoderUrl: decoder, vjpUrl: vjp })]);
   const size = props.image_size;
-
-  async function decode(z) {
-    const outputs = await decoder.run({ z: new ort.Tensor('float32', Float32Array.from(z), [1, z.length]) });
-    return outputs.image.data;
-  }
 
   return {
     async align(bitmap, faceIndex = 0, detection = {}) {
       // -> align.js's result: {planes, face (ImageData), found, faces, chosen, message, ...};
       // detection: detect.js's options (the detector's inputSize)
-      let faces = await finder.detect(bitmap, detection);
-      for (const retry of DETECTION_RETRIES) {
-        if (faces.length) break;
-        faces = await finder.detect(bitmap, { ...detection, ...retry });
-      }
+      const faces = await findFaces(finder, bitmap, detection);
       return alignFace(bitmap, faces, (canvas, box) => finder.landmarks(canvas, box), props.template,
         { faceIndex, size });
     },
     async encode(planes) {
       const z = await refiner.encode(planes);
-      return { z, image: await decode(z) };
+      return { z, image: await refiner.decode(z) };
     },
     refine: (planes, z0, onStep) => refiner.refine(planes, z0, props.refinement, onStep),
-    decode,
   };
 }

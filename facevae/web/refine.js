@@ -5,8 +5,9 @@
 //
 // The gradient comes from the decoder's vector-Jacobian product (facevae.export.DecoderVJP, as ONNX):
 // given z and a cotangent c it gives the face y = decode(z) and J^T c. The cotangent of the pixel error
-// depends on y, so each step decodes z first (the VJP file with a zero cotangent) and then asks for
-// J^T c: one forward pass and one forward-and-backward pass a step, as torch's autograd does.
+// depends on y, so each step decodes z first (the decoder's file: a forward pass alone) and then
+// asks the VJP file for J^T c: one forward pass and one forward-and-backward pass a step, as
+// torch's autograd does.
 //
 // Planes everywhere: Float32Array 3×H×W in [0, 1], as torch's N×C×H×W without the batch.
 
@@ -76,9 +77,10 @@ export class Adam {
   }
 }
 
-export async function loadRefiner(ort, { encoderUrl, vjpUrl }) {
-  // -> {encode, refine}; ort: ONNX Runtime Web's module (runtime.js's loadRuntime)
-  const [encoder, vjp] = await Promise.all([loadSession(ort, encoderUrl), loadSession(ort, vjpUrl)]);
+export async function loadRefiner(ort, { encoderUrl, decoderUrl, vjpUrl }) {
+  // -> {encode, decode, refine}; ort: ONNX Runtime Web's module (runtime.js's loadRuntime)
+  const [encoder, decoder, vjp] = await Promise.all([loadSession(ort, encoderUrl), loadSession(ort, decoderUrl),
+    loadSession(ort, vjpUrl)]);
   const planes = (x) => {
     const size = Math.round(Math.sqrt(x.length / 3));
     if (3 * size * size !== x.length) throw new Error(`expected 3×H×W planes with H = W, got ${x.length} values`);
@@ -89,6 +91,12 @@ export async function loadRefiner(ort, { encoderUrl, vjpUrl }) {
     // the encoder's posterior mean for one face: a Float32Array (latent_dim)
     const { mu } = await encoder.run({ image: planes(x).tensor });
     return Float32Array.from(mu.data);
+  }
+
+  async function decode(z) {
+    // one latent's face: planes
+    const { image } = await decoder.run({ z: new ort.Tensor('float32', Float32Array.from(z), [1, z.length]) });
+    return image.data;
   }
 
   async function refine(x, z0, settings = {}, onStep = null) {
@@ -102,12 +110,11 @@ export async function loadRefiner(ort, { encoderUrl, vjpUrl }) {
     const { size, tensor: image } = planes(x);
     const target = image.data, weights = faceWeights(size, faceWeight), pixels = size * size;
     const start = Float32Array.from(z0), z = Float32Array.from(z0);
-    const zeros = new ort.Tensor('float32', new Float32Array(target.length), [1, 3, size, size]);
     const latent = () => new ort.Tensor('float32', Float32Array.from(z), [1, z.length]);
     const optimizer = new Adam(z, { lr });
     const losses = [];
     for (let step = 0; ; step++) {
-      const y = (await vjp.run({ z: latent(), cotangent: zeros })).image.data;
+      const y = await decode(z);
       // objective: Σ weights·(y − x)² + anchor·|z − z0|², and its cotangent 2·weights·(y − x)
       const cotangent = new Float32Array(target.length);
       let loss = 0;
@@ -127,5 +134,5 @@ export async function loadRefiner(ort, { encoderUrl, vjpUrl }) {
     }
   }
 
-  return { encode, refine };
+  return { encode, decode, refine };
 }

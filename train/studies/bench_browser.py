@@ -231,9 +231,9 @@ def cpu_seconds(process: subprocess.Popen) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def bench_photos(count: int, sides: tuple[int, ...]) -> list[Path]:
+def bench_photos(folder: Path, count: int, sides: tuple[int, ...]) -> list[Path]:
     """The examples, and `count` val photos of CelebA enlarged to each long side (a phone's photo
-    is big), written to a temporary folder: CelebA's images are never copied into the repository."""
+    is big), written to folder (a temporary one: CelebA's images are never copied into the repository)."""
     from PIL import Image
 
     photos = [ROOT / "assets" / "examples" / name for name in ("astronaut.jpg", "grace_hopper.jpg")]
@@ -242,7 +242,6 @@ def bench_photos(count: int, sides: tuple[int, ...]) -> list[Path]:
         return photos
     names = [line.split()[0] for line in (celeba / "list_eval_partition.txt").read_text().splitlines()
              if line.split()[1] == "1"][:count]
-    folder = Path(tempfile.mkdtemp(prefix="bench-photos-"))
     for name in names:
         image = Image.open(celeba / "img_align_celeba" / name).convert("RGB")
         for side in sides:
@@ -390,7 +389,7 @@ def main(argv=None) -> None:
 
     cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?")
     print(f"CPU: {cpu}, {os.cpu_count()} cores; load average {os.getloadavg()[0]:.1f} at the start")
-    with tempfile.TemporaryDirectory() as baseline, sync_playwright() as p:
+    with tempfile.TemporaryDirectory() as baseline, tempfile.TemporaryDirectory() as photos, sync_playwright() as p:
         subprocess.run(f"git -C {ROOT} archive {args.baseline_ref} | tar -x -C {baseline}", shell=True, check=True)
         browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
         apps = [("browser", ROOT), ("server", ROOT), ("baseline", Path(baseline))]
@@ -406,7 +405,7 @@ def main(argv=None) -> None:
                     measure_app(browser, url, args.steps, mode)
             url = app_url(processes, ROOT)
             print("4. Photos and the live mirror, in the page and on the server (the fallback)")
-            measure_photos(browser, url, processes[ROOT][0], bench_photos(args.photos, tuple(args.sides)), args.people)
+            measure_photos(browser, url, processes[ROOT][0], bench_photos(Path(photos), args.photos, tuple(args.sides)), args.people)
             measure_mirror(p, url, processes[ROOT][0], args.mirror_seconds)
         finally:
             for process, _ in processes.values():

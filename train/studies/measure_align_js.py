@@ -124,7 +124,7 @@ ALIGN = """async ([photo, width, height, faces, noise, rounds]) => {
 
 # detect.js and ONNX Runtime Web from the served folder (window.FINDER: detect and landmarks)
 FACE_API = """async () => {
-  window.DETECTION_RETRIES = (await import('/web/photo.js')).DETECTION_RETRIES;
+  window.findFaces = (await import('/web/photo.js')).findFaces;
   const { loadRuntime } = await import('/web/runtime.js');
   const { loadFaceFinder } = await import('/web/detect.js');
   window.FINDER = await loadFaceFinder(await loadRuntime('/web/vendor/onnxruntime-web/'), '/web/vendor/face-api/');
@@ -153,11 +153,7 @@ CALIBRATE = """async (photos) => {
 # retry) and landmarks, align.js -> the face, with the template given (or dlib's)
 ALIGN_FACE_API = """async ([b64, width, height, template, rounds]) => {
   const image = toImageData(b64, width, height);
-  let faces = await FINDER.detect(image);
-  for (const retry of DETECTION_RETRIES) {  // as photo.js does
-    if (faces.length) break;
-    faces = await FINDER.detect(image, retry);
-  }
+  const faces = await findFaces(FINDER, image);  // as the page finds them
   const start = performance.now();
   const result = await A.alignFace(image, faces, FINDER.landmarks, template ?? TEMPLATE, { rounds });
   return { face: rgbBase64(result.face), found: result.found, ms: performance.now() - start };
