@@ -112,9 +112,10 @@ def test_the_gradient_reaches_the_chip_box_and_the_network_stays_frozen(net):
 
 
 @needs_weights
-def test_training_with_dlibs_identity_loss_runs_and_resumes_exactly(celeba_dir, tmp_path):
+@pytest.mark.parametrize("augment", ["--no-identity-augment", "--identity-augment"])
+def test_training_with_dlibs_identity_loss_runs_and_resumes_exactly(celeba_dir, tmp_path, augment):
     common = ["--data", celeba_dir, "--identity-weight", 1000, "--identity-net", "face-api", "--val-images", 2,
-              "--seed", 3]
+              "--seed", 3, augment]
     straight, resumed = tmp_path / "straight", tmp_path / "resumed"
     run_training(*common, "--out", straight, "--max-steps", 4)
     run_training(*common, "--out", resumed, "--max-steps", 2)

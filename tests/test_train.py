@@ -220,6 +220,25 @@ def test_jitter_moves_each_face_by_a_small_similarity_and_trains():
     assert (moved.flatten(1).sum(1) / x.flatten(1).sum(1) - 1).abs().max() < 0.15  # scale within ±5%: area ±10%
 
 
+def test_identity_views_move_photo_and_reconstruction_alike_and_blur_a_pixel_pattern_away():
+    from train.train import identity_views
+
+    torch.manual_seed(0)
+    ys, xs = torch.meshgrid(torch.arange(128.0), torch.arange(128.0), indexing="ij")
+    photos = ((torch.sin(xs / 7) * torch.cos(ys / 11) + 1) / 2).expand(4, 3, 128, 128).contiguous()
+    checkerboard = 0.1 * (-1) ** (xs + ys)  # a pattern on the pixel grid, as the unaugmented dlib loss drew
+    reconstructions = (photos + checkerboard).requires_grad_()
+    seen_photos, seen_reconstructions = identity_views(photos, reconstructions, blur=(1.0, 1.0))
+    assert seen_photos.shape == photos.shape
+    # the same similarity for both faces: what still differs is what the blur let through of the
+    # pattern (away from the edges, which grid_sample replicates)
+    assert (seen_reconstructions - seen_photos)[..., 8:-8, 8:-8].abs().max() < 0.1 * 0.05
+    moved = (seen_photos - photos).abs().flatten(1).mean(1)
+    assert moved.min() > 1e-3 and moved.std() > 0  # each pair moved, by its own transform
+    seen_reconstructions.sum().backward()
+    assert reconstructions.grad.abs().sum() > 0
+
+
 def test_mirroring_flips_about_half_the_faces_and_nothing_else():
     from train.train import random_mirror
 

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
+import torchvision.transforms.functional as TF
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DistributedSampler
 from tqdm import tqdm
@@ -54,6 +55,7 @@ CONFIG = dict(
     beta=1.0,
     identity_weight=0.0,  # nats per image for the identity loss of photo and reconstruction (see identity_term)
     identity_net="",  # the identity network's safetensors (default: the package's facevae/identity_net.safetensors), or face-api: dlib's ResNet
+    identity_augment=False,  # the identity loss reads both faces moved and blurred alike at random (see identity_views)
     perceptual_weight=0.0,  # nats per image for the feature distance of photo and reconstruction (train.feature_net)
     feature_net="",  # MobileNetV2's weights for it (default: where python -m train.feature_net puts them)
     adversarial_weight=0.0,  # × VQGAN's adaptive weight × the PatchGAN hinge loss of the reconstructions (train.discriminator); 0: no discriminator
@@ -203,6 +205,7 @@ class Objective:
     edge_weight: float = 0.0
     feature_net: torch.nn.Module | None = None
     perceptual_weight: float = 0.0
+    identity_augment: bool = False
 
 
 def make_objective(cfg, device: torch.device) -> Objective:
@@ -215,7 +218,7 @@ def make_objective(cfg, device: torch.device) -> Objective:
         feature_net = load_feature_net(cfg.feature_net or None).to(device)
     pixel_weights = face_weights(cfg.image_size, cfg.face_weight).to(device) if cfg.face_weight != 1.0 else None
     return Objective(cfg.reconstruction, cfg.beta, pixel_weights, identity_net, cfg.identity_weight, cfg.edge_weight,
-                     feature_net, cfg.perceptual_weight)
+                     feature_net, cfg.perceptual_weight, cfg.identity_augment)
 
 
 def identity_term(net: torch.nn.Module, photos: torch.Tensor, reconstructions: torch.Tensor) -> torch.Tensor:
@@ -227,6 +230,18 @@ def identity_term(net: torch.nn.Module, photos: torch.Tensor, reconstructions: t
     with torch.no_grad():
         target = net(photos)
     return identity_loss(net, reconstructions, target)
+
+
+def identity_views(photos: torch.Tensor, reconstructions: torch.Tensor, blur: tuple = (0.5, 1.5)):
+    """The pair as --identity-augment shows it to the identity network: each photo and its
+    reconstruction moved by the same random similarity (±3 px, ±4%, ±3°) and the batch blurred by
+    one Gaussian of σ drawn from blur. Unaugmented, dlib's network was pleased by a fine dot
+    pattern (docs/training.md): a pattern tied to the pixel grid and finer than σ cannot
+    lower this loss; the face's shapes still can."""
+    moved = random_similarity(torch.cat([photos, reconstructions], 1), shift=3.0, scale=0.04, degrees=3.0)
+    sigma = float(torch.empty(()).uniform_(*blur))
+    blurred = TF.gaussian_blur(moved, kernel_size=2 * math.ceil(3 * blur[1]) + 1, sigma=sigma)
+    return blurred.split(photos.shape[1], dim=1)
 
 
 def discriminator_start(cfg) -> int:
@@ -275,7 +290,10 @@ def training_step(model, optimizer, batch_uint8: torch.Tensor, objective: Object
                      kl_weight, objective.pixel_weights, objective.edge_weight)
     if objective.identity_net is not None:
         with torch.autocast(x.device.type, dtype=dtype, enabled=dtype is not None):
-            terms.identity = identity_term(objective.identity_net, x, torch.sigmoid(logits.float())).float().mean()
+            pair = x, torch.sigmoid(logits.float())
+            if objective.identity_augment:
+                pair = identity_views(*pair)
+            terms.identity = identity_term(objective.identity_net, *pair).float().mean()
         terms.total = terms.total + objective.identity_weight * terms.identity
     if objective.feature_net is not None:
         with torch.autocast(x.device.type, dtype=dtype, enabled=dtype is not None):

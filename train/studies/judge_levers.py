@@ -1,0 +1,96 @@
+"""Issue 34's levers judged by a face network that is in no loss: MobileFaceNet
+(train.studies.face_judge), beside PSNR, SSIM and the detail figure, for the encoder alone and
+for the latent refined as the app refines an upload (facevae.refine's defaults).
+
+    python -m train.studies.judge_levers --data ../shared/data/celeba assets/facevae-celeba-128 ~/runs/trial/model
+
+The first --images val faces (default 300) are scored. The judge's threshold, at 1% false
+accepts, is chosen on the photos of val faces 1,000-2,999, which are never scored. Figures:
+- same person: the reconstruction's cosine to its own photo passes the threshold;
+- rank-1: its nearest photo among the N is its own;
+- rank-1 other photo: its nearest among a gallery of one *other* photo of each face's person
+  (the photo itself can be matched by colours and hair; another photo only by the person).
+The photos themselves and their blurs by σ = 2.5 and 2 px are scored the same way, as yardsticks.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from facevae import load_model
+from facevae.metrics import detail_energy, psnr, ssim
+from facevae.preprocess import images_to_tensor
+from facevae.refine import Refinement, refine_latents
+from train.evaluate import gaussian_blur
+from train.studies.face_judge import (load_judge, other_photos, split_faces, threshold_at_false_accepts,
+                                      verification_report)
+
+THRESHOLD_FACES = slice(1000, 3000)
+
+
+def reconstructions(model, x: torch.Tensor, refine: bool, batch_size: int = 50) -> torch.Tensor:
+    """The posterior-mean reconstructions of x, or those of the latents refined as the app does."""
+    out = []
+    for start in range(0, len(x), batch_size):
+        chunk = x[start:start + batch_size]
+        with torch.no_grad():
+            z = model.encode(chunk)[0]
+        if refine:
+            z = refine_latents(model, chunk, z, Refinement())[0]
+        with torch.no_grad():
+            out.append(model.decode(z))
+    return torch.cat(out)
+
+
+def embeddings(judge, y: torch.Tensor, batch_size: int = 100) -> np.ndarray:
+    """The judge's embeddings of N faces, in batches (its interpreter keeps every layer's output)."""
+    return torch.cat([judge(y[start:start + batch_size]) for start in range(0, len(y), batch_size)]).numpy()
+
+
+def pixel_figures(x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
+    return dict(psnr=float(psnr(x, y).mean()), ssim=float(ssim(x, y).mean()),
+                detail=float(detail_energy(y).sum() / detail_energy(x).sum()))
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("models", nargs="+", help="save_pretrained folders")
+    parser.add_argument("--data", required=True, type=Path)
+    parser.add_argument("--images", type=int, default=300)
+    parser.add_argument("--no-refine", action="store_true", help="the encoder alone")
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+
+    faces, people, _ = split_faces(args.data, "val")
+    n = args.images
+    if n > THRESHOLD_FACES.start:
+        parser.error(f"--images is at most {THRESHOLD_FACES.start}: the faces after it set the threshold")
+    judge = load_judge()
+    photos = judge.embed_uint8(faces[:n])
+    threshold = threshold_at_false_accepts(judge.embed_uint8(faces[THRESHOLD_FACES]), people[THRESHOLD_FACES])
+    gallery_index = other_photos(list(people[:n]), list(people))
+    gallery, gallery_people = judge.embed_uint8(faces[gallery_index]), people[gallery_index]
+    x = images_to_tensor(faces[:n])
+
+    def row(name: str, y: torch.Tensor) -> None:
+        figures = pixel_figures(x, y)
+        figures.update(verification_report(photos, embeddings(judge, y), people[:n], threshold, gallery, gallery_people))
+        print(name, json.dumps({k: round(v, 4) for k, v in figures.items()}), flush=True)
+
+    row("photos", x)
+    for sigma in (2.5, 2.0):
+        row(f"photos blurred by {sigma} px", images_to_tensor(gaussian_blur(faces[:n], sigma)))
+    for folder in args.models:
+        model = load_model(folder)
+        row(f"{folder}: encoder", reconstructions(model, x, refine=False))
+        if not args.no_refine:
+            row(f"{folder}: refined", reconstructions(model, x, refine=True))
+
+
+if __name__ == "__main__":
+    main()
