@@ -20,7 +20,6 @@ needs_weights = pytest.mark.skipif(not weights_path().is_file(), reason=(
 
 @pytest.fixture(scope="module")
 def judge():
-    torch.set_num_threads(1)
     return load_judge()
 
 
