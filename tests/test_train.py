@@ -226,7 +226,7 @@ def test_identity_views_move_photo_and_reconstruction_alike_and_blur_a_pixel_pat
     torch.manual_seed(0)
     ys, xs = torch.meshgrid(torch.arange(128.0), torch.arange(128.0), indexing="ij")
     photos = ((torch.sin(xs / 7) * torch.cos(ys / 11) + 1) / 2).expand(4, 3, 128, 128).contiguous()
-    checkerboard = 0.1 * (-1) ** (xs + ys)  # a pattern on the pixel grid, as the unaugmented dlib loss drew
+    checkerboard = 0.1 * (-1) ** (xs + ys)  # a pattern on the pixel grid, the kind the unaugmented dlib loss drew
     reconstructions = (photos + checkerboard).requires_grad_()
     seen_photos, seen_reconstructions = identity_views(photos, reconstructions, blur=(1.0, 1.0))
     assert seen_photos.shape == photos.shape
