@@ -23,6 +23,7 @@ class LossTerms:
     kl: torch.Tensor  # per image, summed over latent dimensions
     identity: torch.Tensor | None = None  # 1 − cosine of identity embeddings, when trained for it
     perceptual: torch.Tensor | None = None  # feature distance (train.feature_net), when trained for it
+    lattice: torch.Tensor | None = None  # lattice_loss, when trained with it
 
 
 def kl_divergence(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
@@ -74,6 +75,29 @@ def edge_loss(logits: torch.Tensor, x: torch.Tensor, pixel_weights: torch.Tensor
     sq = torch.cat([(w[..., :, 1:] * (residual[..., :, 1:] - residual[..., :, :-1]).pow(2)).flatten(1),
                     (w[..., 1:, :] * (residual[..., 1:, :] - residual[..., :-1, :]).pow(2)).flatten(1)], 1)
     return calibrated_gaussian_nll(sq)
+
+
+def lattice_components(residual: torch.Tensor, period: int = 4, patch: int = 32) -> torch.Tensor:
+    """N×C×H×W -> the part of each patch×patch square that repeats every `period` pixels across
+    it (the mean of the pixels of each phase, less the square's mean), scaled so that the
+    components' squared sum is that part's energy in pixels. Shape N×C×(H/patch)×period×(W/patch)×period."""
+    n, c, h, w = residual.shape
+    cells = patch // period
+    phases = residual.reshape(n, c, h // patch, cells, period, w // patch, cells, period).mean(dim=(3, 6))
+    return cells * (phases - phases.mean(dim=(3, 5), keepdim=True))
+
+
+def lattice_loss(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """Per-image Gaussian negative log-likelihood (σ² calibrated to the batch, as in the gaussian
+    reconstruction) of the error's part that repeats every 2 and 4 px within 32-px squares.
+
+    Why: the decoder's stride-2 transposed convolutions of 3×3 cover their output pixels unevenly,
+    so a lattice of period 2 (the last upsampling) and 4 (the one before) costs it nothing to draw.
+    Every loss that asks for detail (feature distance, a patch discriminator) was met partly by
+    that lattice (docs/training.md). Photos have no lattice aligned to the pixel grid, so this term
+    makes any such pattern cost, while detail at other places and frequencies stays free."""
+    components = lattice_components(torch.sigmoid(logits) - x)
+    return calibrated_gaussian_nll(components.pow(2).flatten(1))
 
 
 # The inner face in a 128-px CelebA crop (left, top, right, bottom): from the brows to below the

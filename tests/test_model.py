@@ -3,7 +3,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from facevae import FaceVAE
-from facevae.losses import edge_loss, kl_divergence, kl_warmup, reconstruction_loss, vae_loss
+from facevae.losses import (edge_loss, kl_divergence, kl_warmup, lattice_components, lattice_loss, reconstruction_loss,
+                            vae_loss)
 from facevae.model import FastDropout
 
 
@@ -142,6 +143,22 @@ def test_the_edge_loss_sees_a_shifted_outline_that_a_flat_error_of_the_same_size
     plain = vae_loss(both, x, mu, logvar, "gaussian")
     with_edges = vae_loss(both, x, mu, logvar, "gaussian", edge_weight=0.5)
     assert torch.isclose(with_edges.reconstruction, plain.reconstruction + 0.5 * losses.mean(), rtol=1e-5)
+
+
+def test_the_lattice_loss_charges_a_pixel_grid_pattern_and_not_an_error_of_the_same_size_elsewhere():
+    torch.manual_seed(0)
+    x = torch.rand(2, 3, 64, 64) * 0.6 + 0.2
+    assert lattice_components(x - x).abs().max() == 0  # identical images: no lattice at all
+    columns = torch.arange(64)
+    lattice = 0.03 * torch.where(columns % 4 < 2, 1.0, -1.0).expand(64, 64)  # stripes 4 px apart
+    noise = torch.randn(64, 64) * lattice.pow(2).mean().sqrt()  # an error of the same energy
+    # the components hold the lattice's whole energy, and about 15/1024 of the noise's
+    assert torch.isclose(lattice_components(lattice.expand(1, 1, 64, 64)).pow(2).sum(), lattice.pow(2).sum())
+    assert lattice_components(noise.expand(1, 1, 64, 64)).pow(2).sum() < 0.05 * noise.pow(2).sum()
+    logit = lambda y: torch.logit(y.clamp(1e-4, 1 - 1e-4))
+    errors = torch.stack([lattice, noise]).unsqueeze(1)  # one image with each
+    losses = lattice_loss(logit(x + errors), x)
+    assert losses[0] > losses[1] + 100
 
 
 def test_kl_warmup_is_linear():

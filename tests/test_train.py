@@ -6,6 +6,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import torch
 from safetensors.torch import load_file
 
@@ -311,10 +312,11 @@ def test_precise_batchnorm_averages_the_data_exactly_without_dropout():
 ADVERSARIAL = ["--adversarial-weight", "0.5", "--discriminator-channels", "8"]
 
 
-def test_adversarial_training_runs_two_steps_and_resumes_exactly(celeba_dir, tmp_path):
+@pytest.mark.parametrize("lattice", [[], ["--lattice-weight", "1"]], ids=["adversarial", "adversarial+lattice"])
+def test_adversarial_training_runs_two_steps_and_resumes_exactly(celeba_dir, tmp_path, lattice):
     # the discriminator learns alone at step 1, the adversarial term reaches the VAE from step 2
     common = ["--data", celeba_dir, "--epochs", 2, "--seed", 1, "--val-images", 2, "--lr", "1e-3", *ADVERSARIAL,
-              "--discriminator-start", 1, "--adversarial-start", 2]
+              "--discriminator-start", 1, "--adversarial-start", 2, *lattice]
     straight, stopped = tmp_path / "straight", tmp_path / "stopped"
     run_training(*common, "--out", straight, "--max-steps", 4)
     first = run_training(*common, "--out", stopped, "--max-steps", 2)
@@ -325,6 +327,7 @@ def test_adversarial_training_runs_two_steps_and_resumes_exactly(celeba_dir, tmp
     assert "resumed from" in resumed.stdout
     rows = list(csv.DictReader((stopped / "log.csv").open()))
     assert float(rows[-1]["train_adversarial_lambda"]) > 0 and rows[-1]["train_adversarial"] != ""
+    assert all((row["train_lattice"] != "") == bool(lattice) for row in rows)
     a, b = weights(straight), weights(stopped)
     assert a.keys() == b.keys()
     assert max((a[k].float() - b[k].float()).abs().max().item() for k in a) < 1e-4
@@ -382,6 +385,24 @@ def test_the_adversarial_loss_reaches_the_decoder():
         assert ("adversarial" in adversary.last) == on and adversary.last["discriminator"] > 0
         after[on] = model.decoder[-1].weight.detach().clone()
     assert not torch.allclose(after[True], after[False])
+
+
+def test_the_lattice_loss_reaches_the_decoder():
+    from facevae import FaceVAE
+    from train.train import Objective, training_step
+
+    torch.manual_seed(0)
+    model = FaceVAE(image_size=32, latent_dim=8, dropout=0)
+    faces = torch.randint(0, 256, (4, 32, 32, 3), dtype=torch.uint8)
+    start, after = {k: v.clone() for k, v in model.state_dict().items()}, {}
+    for weight in (0.0, 1.0):
+        model.load_state_dict(start)
+        torch.manual_seed(1)  # the same posterior sample both times
+        terms = training_step(model, torch.optim.SGD(model.parameters(), lr=1e-4), faces,
+                              Objective("gaussian", 0.3, lattice_weight=weight), 1.0)
+        assert (terms.lattice is not None) == bool(weight)
+        after[weight] = model.decoder[-1].weight.detach().clone()
+    assert not torch.allclose(after[1.0], after[0.0])
 
 
 def test_the_discriminator_learns_while_a_frozen_decoder_and_the_vae_in_its_step_stay():

@@ -11,6 +11,8 @@ accepts, is chosen on the photos of val faces 1,000-2,999, which are never score
 - rank-1 other photo: its nearest among a gallery of one *other* photo of each face's person
   (the photo itself can be matched by colours and hair; another photo only by the person).
 The photos themselves and their blurs by σ = 2.5 and 2 px are scored the same way, as yardsticks.
+With --samples N, each model's mixture-prior samples get a face-descriptor FD: the Fréchet distance
+between the judge's embeddings of N samples and of all the split's photos.
 """
 from __future__ import annotations
 
@@ -25,7 +27,7 @@ from facevae import load_model
 from facevae.metrics import detail_energy, psnr, ssim
 from facevae.preprocess import images_to_tensor
 from facevae.refine import Refinement, refine_latents
-from train.evaluate import gaussian_blur
+from train.evaluate import draw, frechet_distance, gaussian_blur
 from train.studies.face_judge import (load_judge, other_photos, split_faces, threshold_at_false_accepts,
                                       verification_report)
 
@@ -62,6 +64,7 @@ def main(argv=None) -> None:
     parser.add_argument("--data", required=True, type=Path)
     parser.add_argument("--images", type=int, default=300)
     parser.add_argument("--no-refine", action="store_true", help="the encoder alone")
+    parser.add_argument("--samples", type=int, default=0, help="mixture samples for the face-descriptor FD (0: none)")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -85,11 +88,16 @@ def main(argv=None) -> None:
     row("photos", x)
     for sigma in (2.5, 2.0):
         row(f"photos blurred by {sigma} px", images_to_tensor(gaussian_blur(faces[:n], sigma)))
+    every_photo = judge.embed_uint8(faces) if args.samples else None
     for folder in args.models:
         model = load_model(folder)
         row(f"{folder}: encoder", reconstructions(model, x, refine=False))
         if not args.no_refine:
             row(f"{folder}: refined", reconstructions(model, x, refine=True))
+        if args.samples:
+            samples = embeddings(judge, draw(model, args.samples, "mixture"))
+            print(f"{folder}: samples", json.dumps({"face_descriptor_fd": round(frechet_distance(samples, every_photo), 4)}),
+                  flush=True)
 
 
 if __name__ == "__main__":
