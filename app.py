@@ -465,8 +465,14 @@ def reconstruct_tab(pipeline: FacePipeline) -> None:
         live_mirror(pipeline)
 
 
+# The shipped weights learnt from a port of dlib's network since phase 13 (the model card):
+# its verdict on their faces is the loss's own and leans to yes, and the user should know.
+DLIB_IN_THE_LOSS = "the model was trained with this network, so it leans to yes"
+
+
 def likeness_text(distance: float, same: bool) -> str:
-    return f"**dlib**: {'same person' if same else 'not the same person'} (distance {distance:.2f}; under 0.6 is the same)"
+    return (f"**dlib**: {'same person' if same else 'not the same person'} (distance {distance:.2f}; under 0.6 is the same; "
+            f"{DLIB_IN_THE_LOSS})")
 
 
 MIRROR_TEMPLATE = """

@@ -1,8 +1,11 @@
 """Who a face is: two readers of identity, kept apart on purpose.
 
 - dlib's face recognition network (`dlib_face_recognition_resnet_model_v1.dat`, shipped in
-  `face-recognition-models`) is the *measure*: dlib calls two faces the same person below a
-  descriptor distance of 0.6. Training never sees it, so a model cannot learn to fool it.
+  `face-recognition-models`) was the *measure* up to phase 12 of the shipped weights: dlib calls
+  two faces the same person below a descriptor distance of 0.6. Since phase 13 a torch port of
+  it (train.face_recognition) is in the training loss, so its verdict on these weights' faces is
+  the loss's own and leans to yes; the studies judge them with MobileFaceNet instead
+  (train.studies.face_judge), and the app says so beside dlib's verdict.
 - `IdentityNet`, a small CNN trained on CelebA's training identities with an ArcFace margin
   (`train.train_identity`), is the *loss*: differentiable, it tells the VAE's training and the
   upload-time refinement which way makes a reconstruction more the person. It is never used to

@@ -29,8 +29,10 @@ Definitions
   --identity-images faces, default all); rank1: the share whose nearest photo is its own, among
   the first 1,000 faces (so that figures compare across splits). The anchor, identity_blur: the
   photos Gaussian-blurred by σ = 2.5 px, about the model's pixel error, which keep who they are.
-  dlib is never part of any training loss. The photos' descriptors are cached (in the image
-  cache's folder, by each image's hash).
+  The photos' descriptors are cached (in the image cache's folder, by each image's hash). A
+  model trained with --identity-net face-api (the shipped one since phase 13) has had dlib's
+  network in its loss: for it this is the loss's own verdict, not a measure. Judge it with
+  train.studies.judge_levers (MobileFaceNet, a network in no loss).
 """
 from __future__ import annotations
 

@@ -122,7 +122,8 @@ export function mount(element, props, server) {
       face: aligned.toDataURL('image/png'), reconstruction: refinedCanvas.toDataURL('image/png'),
     });
     likeness.textContent = result.error ?? `dlib: ${result.same ? 'same person' : 'not the same person'} `
-      + `(distance ${result.distance.toFixed(2)}; under 0.6 is the same)`;
+      + `(distance ${result.distance.toFixed(2)}; under 0.6 is the same; `
+      + 'the model was trained with this network, so it leans to yes)';
   });
   faceNumber.addEventListener('change', () => reconstruct(current));  // another face of the same photo
   mountPicker(element, reconstruct, { paste: true });
