@@ -44,7 +44,7 @@ from torch import nn
 
 from train.convert_face_api import (PACKAGE, PHOTOS, TARBALL, TARBALL_SHA256, VERSION, conv_weight, read_tfjs_weights,
                                     reference_page)
-from train.fetch_web_runtime import ROOT, npm_package, require_cached, sha256
+from train.fetch_web_runtime import ROOT, exit_unless_cached, npm_package, require_cached, sha256
 
 TFJS_NAME = "face_recognition_model"
 WEIGHTS_SHA256 = "102acde916018d46738d178ad67994c50139d94cb301eeee02b41c5185957cb6"
@@ -371,10 +371,7 @@ def main(argv=None) -> None:
         return
     if not args.check:
         convert(path)
-    try:
-        require_cached(path, WEIGHTS_SHA256, HOW_TO_MAKE)
-    except (FileNotFoundError, RuntimeError) as error:
-        sys.exit(str(error))
+    exit_unless_cached(path, WEIGHTS_SHA256, HOW_TO_MAKE)
     print(f"{path}: sha256 {WEIGHTS_SHA256[:12]}… matches")
 
 

