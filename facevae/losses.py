@@ -14,6 +14,8 @@ import torch
 import torch.nn.functional as F
 
 RECONSTRUCTIONS = ("bce", "mse", "l1", "gaussian")
+LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601
+DETAIL_BLURS = (1.0, 2.0)  # σ in px of the two Gaussian blurs whose difference is the detail band
 
 
 @dataclass
@@ -24,6 +26,7 @@ class LossTerms:
     identity: torch.Tensor | None = None  # 1 − cosine of identity embeddings, when trained for it
     perceptual: torch.Tensor | None = None  # feature distance (train.feature_net), when trained for it
     lattice: torch.Tensor | None = None  # lattice_loss, when trained with it
+    detail: torch.Tensor | None = None  # detail_loss, when trained with it
 
 
 def kl_divergence(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
@@ -87,17 +90,65 @@ def lattice_components(residual: torch.Tensor, period: int = 4, patch: int = 32)
     return cells * (phases - phases.mean(dim=(3, 5), keepdim=True))
 
 
-def lattice_loss(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+def lattice_loss(logits: torch.Tensor, x: torch.Tensor, period: int = 4) -> torch.Tensor:
     """Per-image Gaussian negative log-likelihood (σ² calibrated to the batch, as in the gaussian
-    reconstruction) of the error's part that repeats every 2 and 4 px within 32-px squares.
+    reconstruction) of the error's part that repeats every `period` px within 32-px squares (which
+    holds the lattices of every period that divides it: 4 holds 2 and 4, 8 holds 2, 4 and 8).
 
     Why: the decoder's stride-2 transposed convolutions of 3×3 cover their output pixels unevenly,
-    so a lattice of period 2 (the last upsampling) and 4 (the one before) costs it nothing to draw.
+    so a lattice of period 2 (the last upsampling), 4 or 8 (the ones before) costs it nothing to draw.
     Every loss that asks for detail (feature distance, a patch discriminator) was met partly by
     that lattice (docs/training.md). Photos have no lattice aligned to the pixel grid, so this term
     makes any such pattern cost, while detail at other places and frequencies stays free."""
-    components = lattice_components(torch.sigmoid(logits) - x)
+    components = lattice_components(torch.sigmoid(logits) - x, period)
     return calibrated_gaussian_nll(components.pow(2).flatten(1))
+
+
+def gaussian_blur(images: torch.Tensor, sigma: float) -> torch.Tensor:
+    """N×C×H×W blurred by a Gaussian of σ px, as cv2.GaussianBlur does for float images: a
+    kernel of 2·round(4σ)+1 taps, the edges mirrored without repeating the border pixel."""
+    radius = round(4 * sigma)
+    taps = torch.exp(-0.5 * (torch.arange(-radius, radius + 1, dtype=images.dtype, device=images.device) / sigma) ** 2)
+    taps = taps / taps.sum()
+    channels = images.shape[1]
+    out = F.pad(images, (radius, radius, radius, radius), mode="reflect")
+    out = F.conv2d(out, taps.view(1, 1, 1, -1).expand(channels, 1, 1, -1), groups=channels)
+    return F.conv2d(out, taps.view(1, 1, -1, 1).expand(channels, 1, -1, 1), groups=channels)
+
+
+def detail_band(images: torch.Tensor) -> torch.Tensor:
+    """N×3×H×W in [0, 1] -> N×1×H×W: the luminance between Gaussian blurs of σ = 1 and 2 px, the
+    band of eyelashes, creases and strands of hair that a pixel loss averages away."""
+    luma = (images * torch.tensor(LUMA, dtype=images.dtype, device=images.device).view(1, 3, 1, 1)).sum(1, keepdim=True)
+    low, high = DETAIL_BLURS
+    return gaussian_blur(luma, low) - gaussian_blur(luma, high)
+
+
+def boost_detail(images: torch.Tensor, amount: float) -> torch.Tensor:
+    """N×C×H×W in [0, 1] with each channel's detail band (σ = 1 to 2 px) made 1 + amount times as
+    strong, clipped to [0, 1]: unsharp masking.
+
+    Why, as a reconstruction target: the best a pixel loss can draw is the mean of the faces that
+    share a latent, whose detail band is already about as strong as its guess deserves (the
+    photos' band regressed on the reconstructions' has a slope of 0.96). Detail drawn on top of
+    that mean costs pixel error; amplifying the band it already knows costs the least: about half
+    the PSNR that detail_loss spends on the same gain (docs/training.md)."""
+    low, high = DETAIL_BLURS
+    return (images + amount * (gaussian_blur(images, low) - gaussian_blur(images, high))).clamp(0, 1)
+
+
+def detail_loss(logits: torch.Tensor, x: torch.Tensor, patch: int = 16) -> torch.Tensor:
+    """Per-image Gaussian negative log-likelihood (σ² calibrated to the batch, as in the gaussian
+    reconstruction) of the difference between the detail band's amplitude (root mean square) in
+    each patch×patch square of the reconstruction and of the photo.
+
+    Why: the pixel loss charges detail drawn a little off its place twice (once where it is, once
+    where it should be), so it prefers none. This term asks for as much detail as the photo has in
+    each square and leaves where it lies free: eyes, brows and hair get their crispness back and
+    smooth skin stays smooth. The lattice loss keeps the decoder from paying it with a pixel grid."""
+    def amplitude(images):
+        return F.avg_pool2d(detail_band(images).pow(2), patch).add(1e-6).sqrt()
+    return calibrated_gaussian_nll((amplitude(torch.sigmoid(logits)) - amplitude(x)).pow(2).flatten(1))
 
 
 # The inner face in a 128-px CelebA crop (left, top, right, bottom): from the brows to below the

@@ -1,13 +1,9 @@
 """Image quality measures, per image (N×3×H×W in [0, 1])."""
 from __future__ import annotations
 
-import cv2
-import numpy as np
 import torch
 
-from .losses import face_box
-
-LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601
+from .losses import detail_band, face_box
 
 
 def mse(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -39,6 +35,5 @@ def detail_energy(images: torch.Tensor) -> torch.Tensor:
     """Per image, the mean energy of the luminance between Gaussian blurs of σ = 1 and σ = 2 px:
     the band of eyelashes, creases and strands of hair, which a pixel loss averages away. It
     counts beside identity and the eye only (noise raises it too)."""
-    luma = (images.detach().float().cpu() * torch.tensor(LUMA).view(1, 3, 1, 1)).sum(1).numpy()
-    bands = [cv2.GaussianBlur(y, (0, 0), 1.0) - cv2.GaussianBlur(y, (0, 0), 2.0) for y in luma]
-    return torch.tensor([float(np.mean(band ** 2)) for band in bands])
+    with torch.no_grad():
+        return detail_band(images.float()).pow(2).flatten(1).mean(1).cpu()

@@ -3,8 +3,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from facevae import FaceVAE
-from facevae.losses import (edge_loss, kl_divergence, kl_warmup, lattice_components, lattice_loss, reconstruction_loss,
-                            vae_loss)
+from facevae.losses import (boost_detail, detail_loss, edge_loss, gaussian_blur, kl_divergence, kl_warmup, lattice_components,
+                            lattice_loss, reconstruction_loss, vae_loss)
 from facevae.model import FastDropout
 
 
@@ -159,6 +159,49 @@ def test_the_lattice_loss_charges_a_pixel_grid_pattern_and_not_an_error_of_the_s
     errors = torch.stack([lattice, noise]).unsqueeze(1)  # one image with each
     losses = lattice_loss(logit(x + errors), x)
     assert losses[0] > losses[1] + 100
+
+
+def test_the_lattice_period_sets_which_lattices_are_charged():
+    columns = torch.arange(64)
+    stripes = torch.where(columns % 8 < 4, 1.0, -1.0).expand(1, 1, 64, 64)  # 8 px apart
+    assert torch.isclose(lattice_components(stripes, period=8).pow(2).sum(), stripes.pow(2).sum())
+    assert lattice_components(stripes, period=4).abs().max() < 1e-6  # each 4-px phase holds both halves
+
+
+def test_gaussian_blur_is_opencvs():
+    import cv2
+
+    image = torch.rand(1, 1, 37, 50)
+    for sigma in (1.0, 2.0):
+        expected = torch.from_numpy(cv2.GaussianBlur(image[0, 0].numpy(), (0, 0), sigma))
+        assert torch.allclose(gaussian_blur(image, sigma)[0, 0], expected, atol=1e-6)
+
+
+def test_the_detail_loss_charges_detail_missing_and_not_detail_moved():
+    torch.manual_seed(0)
+    x = (gaussian_blur(torch.rand(3, 3, 64, 64), 0.7) - 0.5) * 2 + 0.5  # a fine texture, like hair
+    logit = lambda y: torch.logit(y.clamp(1e-4, 1 - 1e-4))
+    blurred, moved = gaussian_blur(x, 1.5), x.roll(3, dims=3)
+    assert (moved - x).pow(2).mean() > (blurred - x).pow(2).mean()  # the pixel loss prefers the blur
+    pair = torch.cat([blurred, moved])
+    losses = detail_loss(logit(pair), torch.cat([x, x]))  # σ² shared by both, as in a batch
+    assert losses[:3].min() > losses[3:].max() + 10  # 16 squares an image
+    same = logit(x).requires_grad_()
+    detail_loss(same, torch.sigmoid(same).detach()).sum().backward()
+    assert same.grad.abs().max() < 1e-6  # identical images: nothing to change
+
+
+def test_boosting_detail_sharpens_and_keeps_the_rest():
+    from facevae.metrics import detail_energy
+
+    torch.manual_seed(0)
+    x = gaussian_blur(torch.rand(2, 3, 64, 64), 1.0) * 0.5 + 0.25  # room above and below: nothing clips
+    assert torch.equal(boost_detail(x, 0.0), x)
+    assert torch.allclose(boost_detail(torch.full((1, 3, 16, 16), 0.3), 0.8), torch.tensor(0.3))
+    boosted = boost_detail(x, 0.5)
+    assert (detail_energy(boosted) > 1.3 * detail_energy(x)).all()  # the band of the band is weaker than the band
+    # the coarse picture stays: what a blur of σ = 4 px leaves moves by a tenth of what was added
+    assert (gaussian_blur(boosted, 4.0) - gaussian_blur(x, 4.0)).abs().mean() < 0.1 * (boosted - x).abs().mean()
 
 
 def test_kl_warmup_is_linear():

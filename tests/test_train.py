@@ -312,11 +312,11 @@ def test_precise_batchnorm_averages_the_data_exactly_without_dropout():
 ADVERSARIAL = ["--adversarial-weight", "0.5", "--discriminator-channels", "8"]
 
 
-@pytest.mark.parametrize("lattice", [[], ["--lattice-weight", "1"]], ids=["adversarial", "adversarial+lattice"])
-def test_adversarial_training_runs_two_steps_and_resumes_exactly(celeba_dir, tmp_path, lattice):
+@pytest.mark.parametrize("term", ["", "lattice", "detail"])
+def test_adversarial_training_runs_two_steps_and_resumes_exactly(celeba_dir, tmp_path, term):
     # the discriminator learns alone at step 1, the adversarial term reaches the VAE from step 2
     common = ["--data", celeba_dir, "--epochs", 2, "--seed", 1, "--val-images", 2, "--lr", "1e-3", *ADVERSARIAL,
-              "--discriminator-start", 1, "--adversarial-start", 2, *lattice]
+              "--discriminator-start", 1, "--adversarial-start", 2, *([f"--{term}-weight", "1"] if term else [])]
     straight, stopped = tmp_path / "straight", tmp_path / "stopped"
     run_training(*common, "--out", straight, "--max-steps", 4)
     first = run_training(*common, "--out", stopped, "--max-steps", 2)
@@ -327,7 +327,8 @@ def test_adversarial_training_runs_two_steps_and_resumes_exactly(celeba_dir, tmp
     assert "resumed from" in resumed.stdout
     rows = list(csv.DictReader((stopped / "log.csv").open()))
     assert float(rows[-1]["train_adversarial_lambda"]) > 0 and rows[-1]["train_adversarial"] != ""
-    assert all((row["train_lattice"] != "") == bool(lattice) for row in rows)
+    for name in ("lattice", "detail"):
+        assert all((row[f"train_{name}"] != "") == (name == term) for row in rows)
     a, b = weights(straight), weights(stopped)
     assert a.keys() == b.keys()
     assert max((a[k].float() - b[k].float()).abs().max().item() for k in a) < 1e-4
@@ -387,7 +388,18 @@ def test_the_adversarial_loss_reaches_the_decoder():
     assert not torch.allclose(after[True], after[False])
 
 
-def test_the_lattice_loss_reaches_the_decoder():
+@pytest.mark.parametrize("flag, good, bad", [("--lattice-period", 8, 5), ("--detail-patch", 128, 48)])
+def test_a_square_that_does_not_divide_its_image_is_refused(capsys, flag, good, bad):
+    from train.train import parse_config
+
+    assert getattr(parse_config(["--data", "x", flag, str(good)]), flag[2:].replace("-", "_")) == good
+    with pytest.raises(SystemExit):
+        parse_config(["--data", "x", flag, str(bad)])
+    assert f"{flag} must divide" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("term", ["lattice", "detail"])
+def test_the_lattice_and_detail_losses_reach_the_decoder(term):
     from facevae import FaceVAE
     from train.train import Objective, training_step
 
@@ -399,10 +411,33 @@ def test_the_lattice_loss_reaches_the_decoder():
         model.load_state_dict(start)
         torch.manual_seed(1)  # the same posterior sample both times
         terms = training_step(model, torch.optim.SGD(model.parameters(), lr=1e-4), faces,
-                              Objective("gaussian", 0.3, lattice_weight=weight), 1.0)
-        assert (terms.lattice is not None) == bool(weight)
+                              Objective("gaussian", 0.3, **{f"{term}_weight": weight}), 1.0)
+        assert (getattr(terms, term) is not None) == bool(weight)
         after[weight] = model.decoder[-1].weight.detach().clone()
     assert not torch.allclose(after[1.0], after[0.0])
+
+
+def test_the_boosted_target_is_what_the_reconstruction_term_is_charged_for():
+    from facevae import FaceVAE
+    from facevae.losses import boost_detail
+    from facevae.preprocess import uint8_to_tensor
+    from train.train import Objective, training_step
+
+    torch.manual_seed(0)
+    model = FaceVAE(image_size=32, latent_dim=8, dropout=0)
+    faces = torch.randint(0, 256, (4, 32, 32, 3), dtype=torch.uint8)
+    charged = {}
+    for boost in (0.0, 0.5):
+        torch.manual_seed(1)  # the same posterior sample both times
+        terms = training_step(model, torch.optim.SGD(model.parameters(), lr=0.0), faces,
+                              Objective("mse", 0.3, detail_boost=boost), 1.0)
+        charged[boost] = terms.reconstruction
+    torch.manual_seed(1)
+    logits = model(uint8_to_tensor(faces))[0]
+    for boost, value in charged.items():
+        target = boost_detail(uint8_to_tensor(faces), boost)
+        assert torch.isclose(value, (torch.sigmoid(logits) - target).pow(2).flatten(1).sum(1).mean(), rtol=1e-5)
+    assert charged[0.5] != charged[0.0]
 
 
 def test_the_discriminator_learns_while_a_frozen_decoder_and_the_vae_in_its_step_stay():

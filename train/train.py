@@ -17,6 +17,7 @@ import os
 import sys
 import time
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +32,7 @@ from tqdm import tqdm
 from facevae import FaceVAE
 from facevae.data import cache_images, find_splits
 from facevae.identity import IDENTITY_NET_FILE, identity_loss, load_identity_net
-from facevae.losses import RECONSTRUCTIONS, face_weights, kl_warmup, lattice_loss, vae_loss
+from facevae.losses import RECONSTRUCTIONS, boost_detail, detail_loss, face_weights, kl_warmup, lattice_loss, vae_loss
 from facevae.metrics import mse, psnr, ssim
 from facevae.preprocess import images_to_tensor, to_grid, uint8_to_tensor
 from train.discriminator import (Adversary, PatchDiscriminator, adaptive_weight, discriminator_step, generator_loss,
@@ -68,7 +69,11 @@ CONFIG = dict(
     face_weight=1.0,  # the inner face's pixels weigh this many times the others in the reconstruction term
     freeze_decoder=False,  # the decoder keeps its loaded weights and BatchNorm statistics; only the encoder learns
     edge_weight=0.0,  # the reconstruction term adds this × the Gaussian likelihood of the image's edges (losses.edge_loss)
-    lattice_weight=0.0,  # the objective adds this × the Gaussian likelihood of the error's 2- and 4-px lattice (losses.lattice_loss)
+    lattice_weight=0.0,  # the objective adds this × the Gaussian likelihood of the error's pixel-grid lattice (losses.lattice_loss)
+    lattice_period=4,  # px: the lattice term covers the periods that divide it (4: 2 and 4 px; 8: 2, 4 and 8 px)
+    detail_weight=0.0,  # the objective adds this × the Gaussian likelihood of the detail band's amplitude per square (losses.detail_loss)
+    detail_patch=16,  # px: the side of those squares (the image's size: one amplitude per image, placed where the decoder likes)
+    detail_boost=0.0,  # the reconstruction term's target is the photo with its detail band 1 + this times as strong (losses.boost_detail)
     kl_warmup_steps=0,  # KL weight rises linearly from 0 to 1 over these steps
     max_steps=0,  # stop after this many optimizer steps (0: run all epochs)
     max_minutes=0.0,  # stop after this much training time (0: no limit)
@@ -97,7 +102,7 @@ FACE_API_IDENTITY = "face-api"  # --identity-net: dlib's ResNet, ported from fac
 
 LOG_FIELDS = ["epoch", "step", "train_loss", "train_reconstruction", "train_kl", "train_identity", "train_perceptual", "val_loss",
               "val_reconstruction", "val_kl", "val_mse", "val_psnr", "val_ssim", "images_per_second", "minutes",
-              "train_adversarial", "train_adversarial_lambda", "train_discriminator", "train_lattice"]  # last: older logs stay aligned
+              "train_adversarial", "train_adversarial_lambda", "train_discriminator", "train_lattice", "train_detail"]  # new ones last: older logs stay aligned
 
 
 def parse_config(argv=None) -> argparse.Namespace:
@@ -117,6 +122,10 @@ def parse_config(argv=None) -> argparse.Namespace:
         parser.error(f"--precision must be one of {PRECISIONS}")
     if cfg.reconstruction not in RECONSTRUCTIONS:
         parser.error(f"--reconstruction must be one of {RECONSTRUCTIONS}")
+    if cfg.detail_patch < 1 or cfg.image_size % cfg.detail_patch:
+        parser.error(f"--detail-patch must divide --image-size ({cfg.image_size})")
+    if cfg.lattice_period not in (2, 4, 8, 16, 32):
+        parser.error("--lattice-period must divide the lattice term's 32-px squares: 2, 4, 8, 16 or 32")
     return cfg
 
 
@@ -195,10 +204,11 @@ def learning_rate(cfg, step: int, total_steps: int) -> float:
 
 @dataclass
 class Objective:
-    """What a training step minimises: reconstruction (weighted by pixel_weights, + edge_weight ×
-    the edges' likelihood) + β·KL (× the warm-up factor) + lattice_weight × the error's lattice
-    likelihood, + identity_weight × the identity loss when an identity net is given,
-    + perceptual_weight × the perceptual loss when a feature net is given."""
+    """What a training step minimises: reconstruction (of the photo with its detail band boosted
+    by detail_boost; weighted by pixel_weights, + edge_weight × the edges' likelihood) + β·KL (×
+    the warm-up factor) + lattice_weight × the error's lattice likelihood + detail_weight × the
+    detail amplitude's likelihood, + identity_weight × the identity loss when an identity net is
+    given, + perceptual_weight × the perceptual loss when a feature net is given."""
     reconstruction: str
     beta: float
     pixel_weights: torch.Tensor | None = None
@@ -209,6 +219,10 @@ class Objective:
     perceptual_weight: float = 0.0
     identity_augment: bool = False
     lattice_weight: float = 0.0
+    detail_weight: float = 0.0
+    lattice_period: int = 4
+    detail_patch: int = 16
+    detail_boost: float = 0.0
 
 
 def make_objective(cfg, device: torch.device) -> Objective:
@@ -221,7 +235,8 @@ def make_objective(cfg, device: torch.device) -> Objective:
         feature_net = load_feature_net(cfg.feature_net or None).to(device)
     pixel_weights = face_weights(cfg.image_size, cfg.face_weight).to(device) if cfg.face_weight != 1.0 else None
     return Objective(cfg.reconstruction, cfg.beta, pixel_weights, identity_net, cfg.identity_weight, cfg.edge_weight,
-                     feature_net, cfg.perceptual_weight, cfg.identity_augment, cfg.lattice_weight)
+                     feature_net, cfg.perceptual_weight, cfg.identity_augment, cfg.lattice_weight,
+                     cfg.detail_weight, cfg.lattice_period, cfg.detail_patch, cfg.detail_boost)
 
 
 def identity_term(net: torch.nn.Module, photos: torch.Tensor, reconstructions: torch.Tensor) -> torch.Tensor:
@@ -289,7 +304,8 @@ def training_step(model, optimizer, batch_uint8: torch.Tensor, objective: Object
     seen = x + input_noise * torch.randn_like(x) if input_noise else x
     with torch.autocast(x.device.type, dtype=dtype, enabled=dtype is not None):
         logits, mu, logvar = model(seen)
-    terms = vae_loss(logits.float(), x, mu.float(), logvar.float(), objective.reconstruction, objective.beta,
+    target = boost_detail(x, objective.detail_boost) if objective.detail_boost else x
+    terms = vae_loss(logits.float(), target, mu.float(), logvar.float(), objective.reconstruction, objective.beta,
                      kl_weight, objective.pixel_weights, objective.edge_weight)
     if objective.identity_net is not None:
         with torch.autocast(x.device.type, dtype=dtype, enabled=dtype is not None):
@@ -317,10 +333,14 @@ def training_step(model, optimizer, batch_uint8: torch.Tensor, objective: Object
             weight = adaptive_weight(terms.total, adversarial, last_layer, adversary.max_weight)
             loss = terms.total + adversary.weight * weight * adversarial
             adversary.last.update(adversarial=adversarial.detach(), adversarial_lambda=weight)
-    if objective.lattice_weight:  # after λ: a heavier lattice term must not make the adversarial one heavier too
-        terms.lattice = lattice_loss(logits.float(), x).mean()
-        terms.total = terms.total + objective.lattice_weight * terms.lattice
-        loss = loss + objective.lattice_weight * terms.lattice
+    # after λ: a heavier lattice or detail term must not make the adversarial one heavier too
+    for name, weight, term in (("lattice", objective.lattice_weight, partial(lattice_loss, period=objective.lattice_period)),
+                               ("detail", objective.detail_weight, partial(detail_loss, patch=objective.detail_patch))):
+        if weight:
+            value = term(logits.float(), x).mean()
+            setattr(terms, name, value)
+            terms.total = terms.total + weight * value
+            loss = loss + weight * value
     if not torch.isfinite(loss):
         terms.total = loss  # the caller sees it and stops
         return terms
@@ -454,7 +474,7 @@ def main(argv=None) -> FaceVAE:
         sampler.set_epoch(epoch)
         order = torch.tensor(list(sampler))[: steps_per_epoch * cfg.batch_size].view(steps_per_epoch, cfg.batch_size)
         train_mode(model, cfg.freeze_decoder)
-        sums, counts, seen, rate, epoch_start = torch.zeros(9), torch.zeros(9), 0, 0.0, time.perf_counter()
+        sums, counts, seen, rate, epoch_start = torch.zeros(10), torch.zeros(10), 0, 0.0, time.perf_counter()
         bar = tqdm(range(batch_in_epoch, steps_per_epoch), desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not is_main,
                    initial=batch_in_epoch, total=steps_per_epoch, mininterval=1 if sys.stderr.isatty() else 60)
         for batch_index in bar:
@@ -479,7 +499,8 @@ def main(argv=None) -> FaceVAE:
                                   (nan if terms.perceptual is None else terms.perceptual).detach(),
                                   *(figures.get(name, nan).detach().float().cpu()
                                     for name in ("adversarial", "adversarial_lambda", "discriminator")),
-                                  (nan if terms.lattice is None else terms.lattice).detach().cpu()]).cpu()
+                                  *((nan if value is None else value).detach().cpu()
+                                    for value in (terms.lattice, terms.detail))]).cpu()
             sums += values.nan_to_num(0.0)  # a mean over the steps that had the term
             counts += ~values.isnan()
             seen += 1
@@ -602,7 +623,8 @@ def report_epoch(model, val_set, cfg, out: Path, epoch: int, step: int, train_me
     row = dict(epoch=epoch, step=step, train_loss=train_means[0], train_reconstruction=train_means[1],
                train_kl=train_means[2], images_per_second=rate, minutes=seconds / 60)
     for index, name in ((3, "train_identity"), (4, "train_perceptual"), (5, "train_adversarial"),
-                        (6, "train_adversarial_lambda"), (7, "train_discriminator"), (8, "train_lattice")):
+                        (6, "train_adversarial_lambda"), (7, "train_discriminator"), (8, "train_lattice"),
+                        (9, "train_detail")):
         if not math.isnan(train_means[index]):
             row[name] = train_means[index]
     if val_set is not None:

@@ -10,6 +10,8 @@ accepts, is chosen on the photos of val faces 1,000-2,999, which are never score
 - rank-1: its nearest photo among the N is its own;
 - rank-1 other photo: its nearest among a gallery of one *other* photo of each face's person
   (the photo itself can be matched by colours and hair; another photo only by the person).
+- grid_U_V: the luminance power at the decoder's lattice's frequencies (U, V cycles per 128 px)
+  over the photos' (about 1: no pattern tied to the pixel grid).
 The photos themselves and their blurs by σ = 2.5 and 2 px are scored the same way, as yardsticks.
 With --samples N, each model's mixture-prior samples get a face-descriptor FD: the Fréchet distance
 between the judge's embeddings of N samples and of all the split's photos.
@@ -24,6 +26,7 @@ import numpy as np
 import torch
 
 from facevae import load_model
+from facevae.losses import LUMA
 from facevae.metrics import detail_energy, psnr, ssim
 from facevae.preprocess import images_to_tensor
 from facevae.refine import Refinement, refine_latents
@@ -53,9 +56,25 @@ def embeddings(judge, y: torch.Tensor, batch_size: int = 100) -> np.ndarray:
     return torch.cat([judge(y[start:start + batch_size]) for start in range(0, len(y), batch_size)]).numpy()
 
 
+# Frequencies (cycles per 128 px, vertical and horizontal) of the decoder's lattices of 2, 4 and 8 px,
+# those where faces have little power of their own (which a pattern of that period would swamp).
+GRID_FREQUENCIES = ((64, 64), (64, 32), (32, 64), (32, 32), (16, 16))
+
+
+def grid_power(x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
+    """The luminance power of y over x's at the lattice's frequencies, averaged over the images:
+    about 1 for faces drawn without a pattern tied to the pixel grid."""
+    def power(images):
+        luma = (images * torch.tensor(LUMA).view(1, 3, 1, 1)).sum(1)
+        return torch.fft.fft2(luma - luma.mean((1, 2), keepdim=True)).abs().pow(2).mean(0)
+    ratio = power(y) / power(x)
+    size = x.shape[-1]
+    return {f"grid_{u}_{v}": float(ratio[u * size // 128, v * size // 128]) for u, v in GRID_FREQUENCIES}
+
+
 def pixel_figures(x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
     return dict(psnr=float(psnr(x, y).mean()), ssim=float(ssim(x, y).mean()),
-                detail=float(detail_energy(y).sum() / detail_energy(x).sum()))
+                detail=float(detail_energy(y).sum() / detail_energy(x).sum()), **grid_power(x, y))
 
 
 def main(argv=None) -> None:
@@ -74,10 +93,15 @@ def main(argv=None) -> None:
     if n > THRESHOLD_FACES.start:
         parser.error(f"--images is at most {THRESHOLD_FACES.start}: the faces after it set the threshold")
     judge = load_judge()
-    photos = judge.embed_uint8(faces[:n])
-    threshold = threshold_at_false_accepts(judge.embed_uint8(faces[THRESHOLD_FACES]), people[THRESHOLD_FACES])
+    every_photo = judge.embed_uint8(faces) if args.samples else None  # the samples' FD reads them all
+
+    def embed_photos(index):
+        return judge.embed_uint8(faces[index]) if every_photo is None else every_photo[index]
+
+    photos = embed_photos(slice(0, n))
+    threshold = threshold_at_false_accepts(embed_photos(THRESHOLD_FACES), people[THRESHOLD_FACES])
     gallery_index = other_photos(list(people[:n]), list(people))
-    gallery, gallery_people = judge.embed_uint8(faces[gallery_index]), people[gallery_index]
+    gallery, gallery_people = embed_photos(gallery_index), people[gallery_index]
     x = images_to_tensor(faces[:n])
 
     def row(name: str, y: torch.Tensor) -> None:
@@ -88,7 +112,6 @@ def main(argv=None) -> None:
     row("photos", x)
     for sigma in (2.5, 2.0):
         row(f"photos blurred by {sigma} px", images_to_tensor(gaussian_blur(faces[:n], sigma)))
-    every_photo = judge.embed_uint8(faces) if args.samples else None
     for folder in args.models:
         model = load_model(folder)
         row(f"{folder}: encoder", reconstructions(model, x, refine=False))
