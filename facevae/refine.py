@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import torch
 
 from .identity import IdentityNet, identity_loss
-from .losses import face_weights
+from .losses import boost_detail, face_weights
 
 
 @dataclass(frozen=True)
@@ -28,6 +28,10 @@ class Refinement:
     identity_weight: float = 0.0  # per face, in units of the summed squared pixel error (see docs/identity.md)
     face_weight: float = 16.0  # the inner face's pixels weigh this many times the rest, as training's --face-weight
     anchor_weight: float = 0.5  # per face, on the squared distance from the encoder's latent
+    # the pixel error is taken to the photo with its detail band this much stronger, the face the
+    # shipped decoder was trained to draw (train.train's --detail-boost): towards the photo itself
+    # the refinement would undo the decoder's sharpening
+    detail_boost: float = 0.7
 
 
 def refine_latents(model, x: torch.Tensor, z0: torch.Tensor, settings: Refinement = Refinement(),
@@ -37,13 +41,14 @@ def refine_latents(model, x: torch.Tensor, z0: torch.Tensor, settings: Refinemen
     Returns them and the mean loss before each step and after the last (settings.steps + 1
     values). on_step(step, loss) is called after each step (for a progress bar)."""
     target = identity_net(x) if identity_net is not None and settings.identity_weight else None
+    aim = boost_detail(x, settings.detail_boost) if settings.detail_boost else x
     z0 = z0.detach().clone()  # a plain tensor, even when the encoder ran in inference mode
     z = z0.clone().requires_grad_(True)
     optimizer = torch.optim.Adam([z], lr=settings.lr)
     losses = []
     with torch.inference_mode(False), torch.enable_grad():
         for step in range(settings.steps + 1):
-            loss = objective(model, x, z, z0, settings, identity_net, target)
+            loss = objective(model, x, aim, z, z0, settings, identity_net, target)
             losses.append(loss.item())
             if step == settings.steps:
                 break
@@ -54,12 +59,12 @@ def refine_latents(model, x: torch.Tensor, z0: torch.Tensor, settings: Refinemen
     return z.detach(), losses
 
 
-def objective(model, x, z, z0, settings: Refinement, identity_net, target) -> torch.Tensor:
-    """Mean over the faces of: summed squared pixel error (weighted by face_weights, of mean 1) +
-    identity_weight × (1 − cos) + anchor_weight × |z − z0|²."""
+def objective(model, x, aim, z, z0, settings: Refinement, identity_net, target) -> torch.Tensor:
+    """Mean over the faces of: summed squared pixel error to aim (x, its detail boosted; weighted
+    by face_weights, of mean 1) + identity_weight × (1 − cos) + anchor_weight × |z − z0|²."""
     y = model.decode(z)
     weights = face_weights(x.shape[-1], settings.face_weight)
-    loss = (weights * (y - x).pow(2)).flatten(1).sum(1) + settings.anchor_weight * (z - z0).pow(2).sum(1)
+    loss = (weights * (y - aim).pow(2)).flatten(1).sum(1) + settings.anchor_weight * (z - z0).pow(2).sum(1)
     if target is not None:
         loss = loss + settings.identity_weight * identity_loss(identity_net, y, target)
     return loss.mean()

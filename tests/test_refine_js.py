@@ -115,6 +115,20 @@ def test_face_weights_are_pythons(page):
     assert np.array_equal(np.array(got[0], np.float32), face_weights(128, 16.0).flatten().numpy())  # the app's, exactly
 
 
+def test_boosted_detail_is_pythons(page):
+    from facevae.losses import boost_detail, gaussian_blur
+
+    x = torch.rand(1, 3, 37, 37, generator=torch.Generator().manual_seed(0))  # odd, smaller than the σ = 2 kernel
+    blurred, boosted = page.evaluate("""([x, size]) => {
+        const planes = Float32Array.from(x);
+        return [Array.from(window.refineJs.gaussianBlur(planes, size, 2.0)),
+                Array.from(window.refineJs.boostDetail(planes, size, 0.7))];
+    }""", [x.flatten().tolist(), 37])
+    assert np.abs(np.array(blurred) - gaussian_blur(x, 2.0).flatten().numpy()).max() < 1e-6
+    assert np.abs(np.array(boosted) - boost_detail(x, 0.7).flatten().numpy()).max() < 1e-6
+    assert not np.allclose(boosted, x.flatten().numpy(), atol=1e-2)  # it did change the image
+
+
 def test_adam_is_torchs(page):
     """Fed the same gradients, refine.js's Adam takes torch.optim.Adam's steps (to float32 rounding)."""
     generator = torch.Generator().manual_seed(0)

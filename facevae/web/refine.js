@@ -1,7 +1,8 @@
 // Refining a photo's latent in the page, as facevae.refine.refine_latents does on the server: Adam
 // moves the encoder's latent z0 to lower the face-weighted pixel error of its decoded face, pulled
 // back towards z0 (the objective of facevae.refine.objective, without the identity term, which the
-// page cannot compute).
+// page cannot compute). The error is taken to the photo with its detail band boosted, as the decoder
+// was trained to draw it.
 //
 // The gradient comes from the decoder's vector-Jacobian product (facevae.export.DecoderVJP, as ONNX):
 // given z and a cotangent c it gives the face y = decode(z) and J^T c. The cotangent of the pixel error
@@ -15,8 +16,11 @@ import { loadSession } from './runtime.js';
 
 // facevae.refine.Refinement's defaults (the app's): the page and its tests share them.
 export const REFINEMENT = Object.freeze({
-  steps: 20, lr: 0.05, identity_weight: 0, face_weight: 16, anchor_weight: 0.5,
+  steps: 20, lr: 0.05, identity_weight: 0, face_weight: 16, anchor_weight: 0.5, detail_boost: 0.7,
 });
+
+// facevae.losses.DETAIL_BLURS: σ in px of the two blurs whose difference is the detail band.
+export const DETAIL_BLURS = Object.freeze([1.0, 2.0]);
 
 // facevae.losses.FACE_BOX: the inner face of a 128-px crop (left, top, right, bottom), brows to mouth.
 export const FACE_BOX = Object.freeze([32, 44, 96, 108]);
@@ -42,6 +46,39 @@ export function faceWeights(size, weight) {
   }
   const mean = w.reduce((sum, v) => sum + v, 0) / w.length;
   return Float32Array.from(w, (v) => v / mean);
+}
+
+export function gaussianBlur(planes, size, sigma) {
+  // facevae.losses.gaussian_blur (and cv2.GaussianBlur): each size×size plane blurred by a Gaussian of
+  // σ px, 2·round(4σ)+1 taps, rows then columns, the edges mirrored without repeating the border pixel
+  const radius = roundHalfEven(4 * sigma);
+  const taps = Array.from({ length: 2 * radius + 1 }, (_, k) => Math.exp(-0.5 * ((k - radius) / sigma) ** 2));
+  const total = taps.reduce((sum, v) => sum + v, 0);
+  const weights = taps.map((v) => v / total);
+  const mirror = (i) => (i < 0 ? -i : i >= size ? 2 * size - 2 - i : i);
+  const pass = (source, along) => {
+    const out = new Float32Array(source.length);
+    for (let base = 0; base < source.length; base += size * size) {
+      for (let row = 0; row < size; row++) {
+        for (let col = 0; col < size; col++) {
+          let sum = 0;
+          for (let k = -radius; k <= radius; k++) {
+            sum += weights[k + radius] * (along === 'row'
+              ? source[base + row * size + mirror(col + k)] : source[base + mirror(row + k) * size + col]);
+          }
+          out[base + row * size + col] = sum;
+        }
+      }
+    }
+    return out;
+  };
+  return pass(pass(planes, 'row'), 'column');
+}
+
+export function boostDetail(planes, size, amount) {
+  // facevae.losses.boost_detail: the planes with their detail band 1 + amount times as strong, in [0, 1]
+  const [low, high] = DETAIL_BLURS.map((sigma) => gaussianBlur(planes, size, sigma));
+  return Float32Array.from(planes, (v, i) => Math.min(1, Math.max(0, v + amount * (low[i] - high[i]))));
 }
 
 export class Adam {
@@ -104,11 +141,13 @@ export async function loadRefiner(ort, { encoderUrl, decoderUrl, vjpUrl }) {
     // (steps + 1 numbers, as refine_latents returns), image: the last z's face (planes)}.
     // settings: any of REFINEMENT's fields; onStep(step, loss before it) after each step (awaited, so
     // a caller may yield there to draw its progress).
-    const { steps, lr, identity_weight: identityWeight, face_weight: faceWeight, anchor_weight: anchor } =
-      { ...REFINEMENT, ...settings };
+    const { steps, lr, identity_weight: identityWeight, face_weight: faceWeight, anchor_weight: anchor,
+      detail_boost: boost } = { ...REFINEMENT, ...settings };
     if (identityWeight) throw new Error('the page cannot refine with an identity weight (no identity network here)');
     const { size, tensor: image } = planes(x);
-    const target = image.data, weights = faceWeights(size, faceWeight), pixels = size * size;
+    // the face the decoder was trained to draw: the photo, its detail boosted (Refinement.detail_boost)
+    const target = boost ? boostDetail(image.data, size, boost) : image.data;
+    const weights = faceWeights(size, faceWeight), pixels = size * size;
     const start = Float32Array.from(z0), z = Float32Array.from(z0);
     const latent = () => new ort.Tensor('float32', Float32Array.from(z), [1, z.length]);
     const optimizer = new Adam(z, { lr });
