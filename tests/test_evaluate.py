@@ -99,3 +99,17 @@ def test_the_detail_figure_falls_with_blur_and_is_one_for_the_photos_themselves(
     soft = images_to_tensor(gaussian_blur(photos, 2.5))
     ratio = detail_energy(soft).mean() / detail_energy(sharp).mean()
     assert detail_energy(sharp).shape == (3,) and 0 < ratio < 0.2
+
+
+def test_the_grid_power_finds_a_pixel_grid_pattern_and_nothing_else():
+    import torch
+
+    from train.studies.judge_levers import GRID_FREQUENCIES, grid_power
+
+    torch.manual_seed(0)
+    photos = torch.rand(4, 3, 64, 64) * 0.5 + 0.25
+    assert all(abs(v - 1) < 1e-5 for v in grid_power(photos, photos).values())
+    checkerboard = 0.05 * ((torch.arange(64)[:, None] + torch.arange(64)[None, :]) % 2 * 2 - 1.0)  # period 2 both ways
+    with_grid = grid_power(photos, photos + checkerboard)
+    assert set(with_grid) == {f"grid_{u}_{v}" for u, v in GRID_FREQUENCIES}
+    assert with_grid["grid_64_64"] > 10 and abs(with_grid["grid_16_16"] - 1) < 1e-3  # only its own frequency
