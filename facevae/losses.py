@@ -116,10 +116,15 @@ def gaussian_blur(images: torch.Tensor, sigma: float) -> torch.Tensor:
     return F.conv2d(out, taps.view(1, 1, -1, 1).expand(channels, 1, -1, 1), groups=channels)
 
 
+def luminance(images: torch.Tensor) -> torch.Tensor:
+    """N×3×H×W RGB -> N×1×H×W luminance (LUMA's weights)."""
+    return (images * torch.tensor(LUMA, dtype=images.dtype, device=images.device).view(1, 3, 1, 1)).sum(1, keepdim=True)
+
+
 def detail_band(images: torch.Tensor) -> torch.Tensor:
     """N×3×H×W in [0, 1] -> N×1×H×W: the luminance between Gaussian blurs of σ = 1 and 2 px, the
     band of eyelashes, creases and strands of hair that a pixel loss averages away."""
-    luma = (images * torch.tensor(LUMA, dtype=images.dtype, device=images.device).view(1, 3, 1, 1)).sum(1, keepdim=True)
+    luma = luminance(images)
     low, high = DETAIL_BLURS
     return gaussian_blur(luma, low) - gaussian_blur(luma, high)
 

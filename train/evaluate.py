@@ -52,6 +52,7 @@ from facevae import load_model
 from facevae.data import cache_images, default_cache_dir, find_splits
 from facevae.identity import face_descriptors, identity_scores
 from facevae.latent import ACTIVE_KL
+from facevae.losses import luminance
 from facevae.metrics import detail_energy, mse, psnr, ssim
 from facevae.model import reparameterize
 from facevae.preprocess import celeba_square, images_to_tensor, to_grid, to_rgb
@@ -140,7 +141,7 @@ def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def laplacian_variance(images: torch.Tensor) -> float:
-    grey = (0.299 * images[:, 0] + 0.587 * images[:, 1] + 0.114 * images[:, 2]).unsqueeze(1)
+    grey = luminance(images)
     kernel = torch.tensor([[0, 1, 0], [1, -4, 1], [0, 1, 0]], dtype=grey.dtype).view(1, 1, 3, 3)
     return F.conv2d(grey, kernel).flatten(1).var(1).mean().item()
 

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from facevae import load_model
-from facevae.losses import LUMA
+from facevae.losses import luminance
 from facevae.metrics import detail_energy, psnr, ssim
 from facevae.preprocess import images_to_tensor
 from facevae.refine import Refinement, refine_latents
@@ -65,7 +65,7 @@ def grid_power(x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
     """The luminance power of y over x's at the lattice's frequencies, averaged over the images:
     about 1 for faces drawn without a pattern tied to the pixel grid."""
     def power(images):
-        luma = (images * torch.tensor(LUMA).view(1, 3, 1, 1)).sum(1)
+        luma = luminance(images)[:, 0]
         return torch.fft.fft2(luma - luma.mean((1, 2), keepdim=True)).abs().pow(2).mean(0)
     ratio = power(y) / power(x)
     size = x.shape[-1]
