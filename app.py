@@ -453,7 +453,7 @@ def reconstruct_tab(pipeline: FacePipeline) -> None:
         except PhotoError as error:
             return {"error": str(error)}
         distance, same = pipeline.likeness_of(*faces)
-        return dict(distance=distance, same=same)
+        return dict(distance=distance, same=same, verdict=likeness_text(distance, same))
 
     with gr.Tab("Reconstruct", id="reconstruct"):
         PagePhotoBlock(pipeline, "reconstruct.js", RECONSTRUCT_TEMPLATE, [reconstruct_photo, likeness],
@@ -465,14 +465,12 @@ def reconstruct_tab(pipeline: FacePipeline) -> None:
         live_mirror(pipeline)
 
 
-# The shipped weights learnt from a port of dlib's network since phase 13 (the model card):
-# its verdict on their faces is the loss's own and leans to yes, and the user should know.
-DLIB_IN_THE_LOSS = "the model was trained with this network, so it leans to yes"
-
-
 def likeness_text(distance: float, same: bool) -> str:
-    return (f"**dlib**: {'same person' if same else 'not the same person'} (distance {distance:.2f}; under 0.6 is the same; "
-            f"{DLIB_IN_THE_LOSS})")
+    """dlib's verdict as the Reconstruct tab shows it, on the server and in the page alike. The
+    shipped weights learnt from a port of dlib's network since phase 13 (the model card): its
+    verdict on their faces is the loss's own and leans to yes, and the user should know."""
+    return (f"dlib: {'same person' if same else 'not the same person'} (distance {distance:.2f}; under 0.6 is the same; "
+            "the model was trained with this network, so it leans to yes)")
 
 
 MIRROR_TEMPLATE = """

@@ -153,7 +153,8 @@ def test_a_photo_is_reconstructed_in_the_page_and_never_sent(page, client, shots
     page.locator("#reconstruct-page").get_by_role("button", name="dlib").click()
     page.wait_for_function("() => document.querySelector('#reconstruct-page .likeness-result').innerText.startsWith('dlib')",
                            timeout=60_000)
-    assert "same person" in page.locator("#reconstruct-page .likeness-result").inner_text()
+    verdict = page.locator("#reconstruct-page .likeness-result").inner_text()
+    assert "same person" in verdict and "leans to yes" in verdict  # the server's words (app.likeness_text)
     assert not any("upload" in url or carries(body, photo) for url, body in page.sent[before:])
 
     # another face number reconstructs the same photo again (it has one face: the note says so)

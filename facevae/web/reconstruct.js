@@ -121,9 +121,7 @@ export function mount(element, props, server) {
     const result = await server.likeness({
       face: aligned.toDataURL('image/png'), reconstruction: refinedCanvas.toDataURL('image/png'),
     });
-    likeness.textContent = result.error ?? `dlib: ${result.same ? 'same person' : 'not the same person'} `
-      + `(distance ${result.distance.toFixed(2)}; under 0.6 is the same; `
-      + 'the model was trained with this network, so it leans to yes)';
+    likeness.textContent = result.error ?? result.verdict;  // app.likeness_text's words
   });
   faceNumber.addEventListener('change', () => reconstruct(current));  // another face of the same photo
   mountPicker(element, reconstruct, { paste: true });
