@@ -1,8 +1,8 @@
 // Refining a photo's latent in the page, as facevae.refine.refine_latents does on the server: Adam
 // moves the encoder's latent z0 to lower the face-weighted pixel error of its decoded face, pulled
 // back towards z0 (the objective of facevae.refine.objective, without the identity term, which the
-// page cannot compute). The error is taken to the photo with its detail band boosted, as the decoder
-// was trained to draw it.
+// page cannot compute). The error is taken to the photo with its detail band boosted (a little beyond
+// what the decoder was trained to draw: Refinement.detail_boost says why).
 //
 // The gradient comes from the decoder's vector-Jacobian product (facevae.export.DecoderVJP, as ONNX):
 // given z and a cotangent c it gives the face y = decode(z) and J^T c. The cotangent of the pixel error
@@ -16,7 +16,7 @@ import { loadSession } from './runtime.js';
 
 // facevae.refine.Refinement's defaults (the app's): the page and its tests share them.
 export const REFINEMENT = Object.freeze({
-  steps: 20, lr: 0.05, identity_weight: 0, face_weight: 16, anchor_weight: 0.5, detail_boost: 0.7,
+  steps: 20, lr: 0.05, identity_weight: 0, face_weight: 16, anchor_weight: 0.5, detail_boost: 0.9,
 });
 
 // facevae.losses.DETAIL_BLURS: σ in px of the two blurs whose difference is the detail band.
@@ -145,7 +145,7 @@ export async function loadRefiner(ort, { encoderUrl, decoderUrl, vjpUrl }) {
       detail_boost: boost } = { ...REFINEMENT, ...settings };
     if (identityWeight) throw new Error('the page cannot refine with an identity weight (no identity network here)');
     const { size, tensor: image } = planes(x);
-    // the face the decoder was trained to draw: the photo, its detail boosted (Refinement.detail_boost)
+    // the photo, its detail boosted (Refinement.detail_boost)
     const target = boost ? boostDetail(image.data, size, boost) : image.data;
     const weights = faceWeights(size, faceWeight), pixels = size * size;
     const start = Float32Array.from(z0), z = Float32Array.from(z0);

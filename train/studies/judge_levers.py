@@ -1,6 +1,7 @@
 """Issue 34's levers judged by a face network that is in no loss: MobileFaceNet
 (train.studies.face_judge), beside PSNR, SSIM and the detail figure, for the encoder alone and
-for the latent refined as the app refines an upload (facevae.refine's defaults).
+for the latent refined as the app refines an upload (facevae.refine's defaults; --refine-boost
+tries other detail boosts for the refinement's aim).
 
     python -m train.studies.judge_levers --data ../shared/data/celeba assets/facevae-celeba-128 ~/runs/trial/model
 
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -37,15 +39,15 @@ from train.studies.face_judge import (load_judge, other_photos, split_faces, thr
 THRESHOLD_FACES = slice(1000, 3000)
 
 
-def reconstructions(model, x: torch.Tensor, refine: bool, batch_size: int = 50) -> torch.Tensor:
-    """The posterior-mean reconstructions of x, or those of the latents refined as the app does."""
+def reconstructions(model, x: torch.Tensor, refinement: Refinement | None, batch_size: int = 50) -> torch.Tensor:
+    """The posterior-mean reconstructions of x, or those of the latents refined with these settings."""
     out = []
     for start in range(0, len(x), batch_size):
         chunk = x[start:start + batch_size]
         with torch.no_grad():
             z = model.encode(chunk)[0]
-        if refine:
-            z = refine_latents(model, chunk, z, Refinement())[0]
+        if refinement is not None:
+            z = refine_latents(model, chunk, z, refinement)[0]
         with torch.no_grad():
             out.append(model.decode(z))
     return torch.cat(out)
@@ -83,6 +85,8 @@ def main(argv=None) -> None:
     parser.add_argument("--data", required=True, type=Path)
     parser.add_argument("--images", type=int, default=300)
     parser.add_argument("--no-refine", action="store_true", help="the encoder alone")
+    parser.add_argument("--refine-boost", type=float, nargs="+", default=[Refinement().detail_boost],
+                        help="the refinement's detail boost(s) (facevae.refine.Refinement.detail_boost; default the app's)")
     parser.add_argument("--samples", type=int, default=0, help="mixture samples for the face-descriptor FD (0: none)")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
@@ -114,9 +118,10 @@ def main(argv=None) -> None:
         row(f"photos blurred by {sigma} px", images_to_tensor(gaussian_blur(faces[:n], sigma)))
     for folder in args.models:
         model = load_model(folder)
-        row(f"{folder}: encoder", reconstructions(model, x, refine=False))
-        if not args.no_refine:
-            row(f"{folder}: refined", reconstructions(model, x, refine=True))
+        row(f"{folder}: encoder", reconstructions(model, x, None))
+        for boost in [] if args.no_refine else args.refine_boost:
+            refinement = replace(Refinement(), detail_boost=boost)
+            row(f"{folder}: refined (detail boost {boost})", reconstructions(model, x, refinement))
         if args.samples:
             samples = embeddings(judge, draw(model, args.samples, "mixture"))
             print(f"{folder}: samples", json.dumps({"face_descriptor_fd": round(frechet_distance(samples, every_photo), 4)}),
