@@ -90,7 +90,7 @@ def lattice_components(residual: torch.Tensor, period: int = 4, patch: int = 32)
     return cells * (phases - phases.mean(dim=(3, 5), keepdim=True))
 
 
-def lattice_loss(logits: torch.Tensor, x: torch.Tensor, period: int = 4) -> torch.Tensor:
+def lattice_loss(reconstructions: torch.Tensor, x: torch.Tensor, period: int = 4) -> torch.Tensor:
     """Per-image Gaussian negative log-likelihood (σ² calibrated to the batch, as in the gaussian
     reconstruction) of the error's part that repeats every `period` px within 32-px squares (which
     holds the lattices of every period that divides it: 4 holds 2 and 4, 8 holds 2, 4 and 8).
@@ -100,7 +100,7 @@ def lattice_loss(logits: torch.Tensor, x: torch.Tensor, period: int = 4) -> torc
     Every loss that asks for detail (feature distance, a patch discriminator) was met partly by
     that lattice (docs/training.md). Photos have no lattice aligned to the pixel grid, so this term
     makes any such pattern cost, while detail at other places and frequencies stays free."""
-    components = lattice_components(torch.sigmoid(logits) - x, period)
+    components = lattice_components(reconstructions - x, period)
     return calibrated_gaussian_nll(components.pow(2).flatten(1))
 
 
@@ -142,7 +142,7 @@ def boost_detail(images: torch.Tensor, amount: float) -> torch.Tensor:
     return (images + amount * (gaussian_blur(images, low) - gaussian_blur(images, high))).clamp(0, 1)
 
 
-def detail_loss(logits: torch.Tensor, x: torch.Tensor, patch: int = 16) -> torch.Tensor:
+def detail_loss(reconstructions: torch.Tensor, x: torch.Tensor, patch: int = 16) -> torch.Tensor:
     """Per-image Gaussian negative log-likelihood (σ² calibrated to the batch, as in the gaussian
     reconstruction) of the difference between the detail band's amplitude (root mean square) in
     each patch×patch square of the reconstruction and of the photo.
@@ -153,7 +153,7 @@ def detail_loss(logits: torch.Tensor, x: torch.Tensor, patch: int = 16) -> torch
     smooth skin stays smooth. The lattice loss keeps the decoder from paying it with a pixel grid."""
     def amplitude(images):
         return F.avg_pool2d(detail_band(images).pow(2), patch).add(1e-6).sqrt()
-    return calibrated_gaussian_nll((amplitude(torch.sigmoid(logits)) - amplitude(x)).pow(2).flatten(1))
+    return calibrated_gaussian_nll((amplitude(reconstructions) - amplitude(x)).pow(2).flatten(1))
 
 
 # The inner face in a 128-px CelebA crop (left, top, right, bottom): from the brows to below the

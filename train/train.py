@@ -307,9 +307,10 @@ def training_step(model, optimizer, batch_uint8: torch.Tensor, objective: Object
     target = boost_detail(x, objective.detail_boost) if objective.detail_boost else x
     terms = vae_loss(logits.float(), target, mu.float(), logvar.float(), objective.reconstruction, objective.beta,
                      kl_weight, objective.pixel_weights, objective.edge_weight)
+    reconstructions = torch.sigmoid(logits.float())  # what the other terms judge
     if objective.identity_net is not None:
         with torch.autocast(x.device.type, dtype=dtype, enabled=dtype is not None):
-            pair = x, torch.sigmoid(logits.float())
+            pair = x, reconstructions
             if objective.identity_augment:
                 pair = identity_views(*pair)
             terms.identity = identity_term(objective.identity_net, *pair).float().mean()
@@ -318,12 +319,12 @@ def training_step(model, optimizer, batch_uint8: torch.Tensor, objective: Object
         with torch.autocast(x.device.type, dtype=dtype, enabled=dtype is not None):
             with torch.no_grad():
                 target = objective.feature_net(x)
-            terms.perceptual = perceptual_loss(objective.feature_net, torch.sigmoid(logits.float()), target).mean()
+            terms.perceptual = perceptual_loss(objective.feature_net, reconstructions, target).mean()
         terms.total = terms.total + objective.perceptual_weight * terms.perceptual
     loss = terms.total
     if adversary is not None:
         adversary.last = {}
-        fake = torch.sigmoid(logits.float())
+        fake = reconstructions
         if adversary.generator_on and torch.isfinite(terms.total):
             adversary.discriminator.requires_grad_(False)  # its weights learn in its own step only
             with torch.autocast(x.device.type, dtype=dtype, enabled=dtype is not None):
@@ -337,7 +338,7 @@ def training_step(model, optimizer, batch_uint8: torch.Tensor, objective: Object
     for name, weight, term in (("lattice", objective.lattice_weight, partial(lattice_loss, period=objective.lattice_period)),
                                ("detail", objective.detail_weight, partial(detail_loss, patch=objective.detail_patch))):
         if weight:
-            value = term(logits.float(), x).mean()
+            value = term(reconstructions, x).mean()
             setattr(terms, name, value)
             terms.total = terms.total + weight * value
             loss = loss + weight * value
