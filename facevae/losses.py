@@ -80,7 +80,10 @@ def edge_loss(logits: torch.Tensor, x: torch.Tensor, pixel_weights: torch.Tensor
     return calibrated_gaussian_nll(sq)
 
 
-def lattice_components(residual: torch.Tensor, period: int = 4, patch: int = 32) -> torch.Tensor:
+LATTICE_SQUARE = 32  # px: the squares within which lattice_loss looks for a repeating part
+
+
+def lattice_components(residual: torch.Tensor, period: int = 4, patch: int = LATTICE_SQUARE) -> torch.Tensor:
     """N×C×H×W -> the part of each patch×patch square that repeats every `period` pixels across
     it (the mean of the pixels of each phase, less the square's mean), scaled so that the
     components' squared sum is that part's energy in pixels. Shape N×C×(H/patch)×period×(W/patch)×period."""

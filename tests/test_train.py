@@ -388,7 +388,7 @@ def test_the_adversarial_loss_reaches_the_decoder():
     assert not torch.allclose(after[True], after[False])
 
 
-@pytest.mark.parametrize("flag, good, bad", [("--lattice-period", 8, 5), ("--detail-patch", 128, 48)])
+@pytest.mark.parametrize("flag, good, bad", [("--lattice-period", 8, 5), ("--lattice-period", 32, 1), ("--detail-patch", 128, 48)])
 def test_a_square_that_does_not_divide_its_image_is_refused(capsys, flag, good, bad):
     from train.train import parse_config
 

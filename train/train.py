@@ -32,7 +32,8 @@ from tqdm import tqdm
 from facevae import FaceVAE
 from facevae.data import cache_images, find_splits
 from facevae.identity import IDENTITY_NET_FILE, identity_loss, load_identity_net
-from facevae.losses import RECONSTRUCTIONS, boost_detail, detail_loss, face_weights, kl_warmup, lattice_loss, vae_loss
+from facevae.losses import (LATTICE_SQUARE, RECONSTRUCTIONS, boost_detail, detail_loss, face_weights, kl_warmup, lattice_loss,
+                            vae_loss)
 from facevae.metrics import mse, psnr, ssim
 from facevae.preprocess import images_to_tensor, to_grid, uint8_to_tensor
 from train.discriminator import (Adversary, PatchDiscriminator, adaptive_weight, discriminator_step, generator_loss,
@@ -124,8 +125,8 @@ def parse_config(argv=None) -> argparse.Namespace:
         parser.error(f"--reconstruction must be one of {RECONSTRUCTIONS}")
     if cfg.detail_patch < 1 or cfg.image_size % cfg.detail_patch:
         parser.error(f"--detail-patch must divide --image-size ({cfg.image_size})")
-    if cfg.lattice_period not in (2, 4, 8, 16, 32):
-        parser.error("--lattice-period must divide the lattice term's 32-px squares: 2, 4, 8, 16 or 32")
+    if cfg.lattice_period < 2 or LATTICE_SQUARE % cfg.lattice_period:
+        parser.error(f"--lattice-period must divide the lattice term's {LATTICE_SQUARE}-px squares (and be at least 2)")
     return cfg
 
 
