@@ -48,7 +48,7 @@ def edit_grid(model, faces: torch.Tensor, label_width: int = 150, gap: int = 8) 
 
 
 @torch.no_grad()
-def morph_frames(model, faces: int = 4, keys: int = 4, steps: int = 8, temperature: float = 0.8,
+def morph_frames(model, faces: int = 4, keys: int = 4, steps: int = 8, temperature: float = 1.0,
                  seed: int = 5) -> list[Image.Image]:
     """`faces` side by side, each a loop through `keys` mixture-prior faces: `steps` frames from
     one to the next (spherical interpolation, eased so each face pauses), back to the first."""
@@ -71,7 +71,7 @@ def save_gif(frames: list[Image.Image], path: Path, frame_ms: int = 80) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", required=True)
-    parser.add_argument("--temperature", type=float, default=0.8)
+    parser.add_argument("--temperature", type=float, default=1.0, help="the app's default")
     args = parser.parse_args()
     model, out = load_model(args.model), Path(args.model)
     for prior in ("normal", "mixture"):
