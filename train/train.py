@@ -325,11 +325,10 @@ def training_step(model, optimizer, batch_uint8: torch.Tensor, objective: Object
     loss = terms.total
     if adversary is not None:
         adversary.last = {}
-        fake = reconstructions
         if adversary.generator_on and torch.isfinite(terms.total):
             adversary.discriminator.requires_grad_(False)  # its weights learn in its own step only
             with torch.autocast(x.device.type, dtype=dtype, enabled=dtype is not None):
-                scores = adversary.discriminator(fake).float()
+                scores = adversary.discriminator(reconstructions).float()
             adversarial = generator_loss(scores)
             last_layer = logits if adversary.last_layer is None else adversary.last_layer
             weight = adaptive_weight(terms.total, adversarial, last_layer, adversary.max_weight)
@@ -355,7 +354,7 @@ def training_step(model, optimizer, batch_uint8: torch.Tensor, objective: Object
         scaler.step(optimizer)
         scaler.update()
     if adversary is not None:
-        adversary.last["discriminator"] = discriminator_step(adversary, x, fake, dtype)
+        adversary.last["discriminator"] = discriminator_step(adversary, x, reconstructions, dtype)
     return terms
 
 
