@@ -86,7 +86,8 @@ def main(argv=None) -> None:
     parser.add_argument("--images", type=int, default=300)
     parser.add_argument("--no-refine", action="store_true", help="the encoder alone")
     parser.add_argument("--refine-boost", type=float, nargs="+", default=[Refinement().detail_boost],
-                        help="the refinement's detail boost(s) (facevae.refine.Refinement.detail_boost; default the app's)")
+                        help="the refinement's detail boost(s) (facevae.refine.Refinement.detail_boost; default the app's); "
+                             "after the model folders, or it takes them for boosts")
     parser.add_argument("--samples", type=int, default=0, help="mixture samples for the face-descriptor FD (0: none)")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
