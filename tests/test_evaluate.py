@@ -113,3 +113,22 @@ def test_the_grid_power_finds_a_pixel_grid_pattern_and_nothing_else():
     with_grid = grid_power(photos, photos + checkerboard)
     assert set(with_grid) == {f"grid_{u}_{v}" for u, v in GRID_FREQUENCIES}
     assert with_grid["grid_64_64"] > 10 and abs(with_grid["grid_16_16"] - 1) < 1e-3  # only its own frequency
+
+
+def test_the_photo_yardstick_scores_photos_like_the_reference_lower_and_refuses_overlapping_sets():
+    import pytest
+
+    from train.evaluate import FeatureSpace
+    from train.studies.fd_spread import photo_fds
+
+    rng = np.random.default_rng(0)
+    reference = images_to_tensor(rng.integers(0, 256, (200, 32, 32, 3), dtype=np.uint8))
+    features = FeatureSpace(reference)
+    alike = rng.integers(0, 256, (90, 32, 32, 3), dtype=np.uint8)
+    brighter = rng.integers(96, 256, (90, 32, 32, 3), dtype=np.uint8)
+    same = photo_fds(alike, features, features(reference), samples=30, sets=3)
+    shifted = photo_fds(brighter, features, features(reference), samples=30, sets=3)
+    assert same.shape == (3,) and len(np.unique(same)) == 3  # three different sets
+    assert same.max() < shifted.min()
+    with pytest.raises(ValueError, match="need 120 photos; there are 90"):
+        photo_fds(alike, features, features(reference), samples=30, sets=4)

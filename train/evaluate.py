@@ -140,6 +140,15 @@ def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
     return float(((mu_a - mu_b) ** 2).sum() + np.trace(cov_a + cov_b - 2 * root))
 
 
+def disjoint_sets(count: int, size: int, sets: int, seed: int = 0) -> list[np.ndarray]:
+    """`sets` disjoint random index sets of `size` each from range(count), each in order: photos to
+    score as a model's samples are, the yardstick of a Fréchet distance at that sample count."""
+    if sets * size > count:
+        raise ValueError(f"{sets} disjoint sets of {size} need {sets * size} photos; there are {count}")
+    order = np.random.default_rng(seed).permutation(count)
+    return [np.sort(order[i * size:(i + 1) * size]) for i in range(sets)]
+
+
 def laplacian_variance(images: torch.Tensor) -> float:
     grey = luminance(images)
     kernel = torch.tensor([[0, 1, 0], [1, -4, 1], [0, 1, 0]], dtype=grey.dtype).view(1, 1, 3, 3)

@@ -15,7 +15,8 @@ accepts, is chosen on the photos of val faces 1,000-2,999, which are never score
   over the photos' (about 1: no pattern tied to the pixel grid).
 The photos themselves and their blurs by σ = 2.5 and 2 px are scored the same way, as yardsticks.
 With --samples N, each model's mixture-prior samples get a face-descriptor FD: the Fréchet distance
-between the judge's embeddings of N samples and of all the split's photos.
+between the judge's embeddings of N samples and of all the split's photos; three disjoint sets of N
+training photos are scored the same way, the yardstick (real faces of other people, at that count).
 """
 from __future__ import annotations
 
@@ -32,7 +33,7 @@ from facevae.losses import luminance
 from facevae.metrics import detail_energy, psnr, ssim
 from facevae.preprocess import images_to_tensor
 from facevae.refine import Refinement, refine_latents
-from train.evaluate import draw, frechet_distance, gaussian_blur
+from train.evaluate import disjoint_sets, draw, frechet_distance, gaussian_blur
 from train.studies.face_judge import (load_judge, other_photos, split_faces, threshold_at_false_accepts,
                                       verification_report)
 
@@ -115,6 +116,11 @@ def main(argv=None) -> None:
         print(name, json.dumps({k: round(v, 4) for k, v in figures.items()}), flush=True)
 
     row("photos", x)
+    if args.samples:
+        training_faces = split_faces(args.data, "train")[0]
+        yardstick = [frechet_distance(judge.embed_uint8(training_faces[index]), every_photo)
+                     for index in disjoint_sets(len(training_faces), args.samples, 3)]
+        print("training photos", json.dumps({"face_descriptor_fd": [round(fd, 4) for fd in yardstick]}), flush=True)
     for sigma in (2.5, 2.0):
         row(f"photos blurred by {sigma} px", images_to_tensor(gaussian_blur(faces[:n], sigma)))
     for folder in args.models:
