@@ -3,6 +3,12 @@ a PCA, a Gaussian-mixture prior over the posterior means of the training split, 
 data has CelebA's attribute labels, the named attribute directions (train.attributes).
 
     python -m train.latent_stats --model runs/celeba/model --data ../shared/data/celeba
+    python -m train.latent_stats --model ... --data ../shared/data/celeba --diverse-data ../shared/data/utkface
+
+With --diverse-data (a UTKFace folder, train.utkface), the statistics, the PCA and the mixture
+are fitted on that folder's training part too (each face once), as the model was trained on it:
+random faces and the principal directions then cover those faces as well. The attribute
+directions are fitted on CelebA's labelled faces alone (UTKFace has no such labels).
 
 Writes latent_stats.safetensors into the model folder (facevae.load_model picks it up) and
 prints the held-out log-likelihood of each mixture size tried, and the attribute tables.
@@ -23,6 +29,7 @@ from facevae import load_model
 from facevae.data import cache_images, encode_all, find_splits
 from facevae.latent import ACTIVE_KL, LatentStats
 from train.attributes import ATTRIBUTE_FILE, Labels, fit_and_measure, read_labels, report
+from train.utkface import load_part
 
 # The mixture prior: components over the posterior means' top principal components
 # (subspace_mixture). Chosen by the FD of samples, on seeds the release is not judged on.
@@ -129,18 +136,25 @@ def main() -> None:
     parser.add_argument("--data", required=True)
     parser.add_argument("--components", default=str(MIXTURE_COMPONENTS),
                         help="mixture size, or sizes to compare by held-out log-likelihood (the best is kept)")
+    parser.add_argument("--diverse-data", help="a UTKFace folder whose training part the model was also trained on")
     add_mixture_dims_option(parser)
     args = parser.parse_args()
     model = load_model(args.model)
     train_set = cache_images(find_splits(args.data)["train"], model.image_size)
     mu, logvar = encode_all(model, train_set.array)
+    if args.diverse_data:
+        diverse_mu, diverse_logvar = encode_all(model, load_part(args.diverse_data, "train", model.image_size).images.array)
+        print(f"{len(diverse_mu)} faces of {args.diverse_data} beside {len(mu)} of {args.data}", flush=True)
+        mu_all, logvar_all = torch.cat([mu, diverse_mu]), torch.cat([logvar, diverse_logvar])
+    else:
+        mu_all, logvar_all = mu, logvar
     sizes = [int(k) for k in args.components.split(",")]
-    stats, _ = compute_stats(mu, logvar, sizes, args.mixture_dims)
+    stats, _ = compute_stats(mu_all, logvar_all, sizes, args.mixture_dims)
     if (Path(args.data) / ATTRIBUTE_FILE).is_file():
         add_attributes(stats, model, mu, [Path(f).name for f in train_set.files], read_labels(args.data))
     stats.save(args.model)
     active = len(stats.ranked_dimensions(ACTIVE_KL))
-    print(f"{len(mu)} training images; {active} active dimensions (KL > {ACTIVE_KL}); "
+    print(f"{len(mu_all)} training images; {active} active dimensions (KL > {ACTIVE_KL}); "
           f"{len(stats.mixture_weights)} mixture components; written to {args.model}")
 
 

@@ -30,7 +30,7 @@ from torch.utils.data import DistributedSampler
 from tqdm import tqdm
 
 from facevae import FaceVAE
-from facevae.data import cache_images, find_splits
+from facevae.data import CachedImages, cache_images, find_splits
 from facevae.identity import IDENTITY_NET_FILE, identity_loss, load_identity_net
 from facevae.losses import (LATTICE_SQUARE, RECONSTRUCTIONS, boost_detail, detail_loss, face_weights, kl_warmup, lattice_loss,
                             vae_loss)
@@ -40,9 +40,12 @@ from train.discriminator import (Adversary, PatchDiscriminator, adaptive_weight,
                                  make_discriminator_optimizer)
 from train.face_recognition import FaceRecognitionNet, identity_distance, load_face_recognition_net
 from train.feature_net import load_feature_net, perceptual_loss
+from train.utkface import load_part
 
 CONFIG = dict(
     data="",  # CelebA root (img_align_celeba/ + list_eval_partition.txt) or any image folder
+    diverse_data="",  # a UTKFace folder (train.utkface): its training part joins, aligned by align_face, the completed frame outside the pixel loss
+    diverse_repeat=1,  # each of those faces is seen this many times per epoch (their share of the batches)
     out="runs/facevae",
     epochs=50,
     batch_size=32,  # per process
@@ -125,6 +128,8 @@ def parse_config(argv=None) -> argparse.Namespace:
         parser.error(f"--reconstruction must be one of {RECONSTRUCTIONS}")
     if cfg.detail_patch < 1 or cfg.image_size % cfg.detail_patch:
         parser.error(f"--detail-patch must divide --image-size ({cfg.image_size})")
+    if cfg.diverse_repeat < 1:
+        parser.error("--diverse-repeat must be at least 1")
     if cfg.lattice_period < 2 or LATTICE_SQUARE % cfg.lattice_period:
         parser.error(f"--lattice-period must divide the lattice term's {LATTICE_SQUARE}-px squares (and be at least 2)")
     return cfg
@@ -287,6 +292,10 @@ def training_step(model, optimizer, batch_uint8: torch.Tensor, objective: Object
     """One optimizer step on an N×H×W×3 uint8 batch. Returns the loss terms (not yet stepped
     if the loss is not finite: the caller decides).
 
+    An N×H×W×4 batch carries in its fourth channel how much of each pixel the photo covers
+    (training_images): the pixel loss weighs each pixel by it, so a frame completed beyond a
+    photo is no target; it is mirrored and moved with its face.
+
     dtype: the autocast dtype of the model's forward pass (None: fp32). The loss is computed in
     fp32 from fp32 copies of the outputs, so its sums over 49,152 pixels do not round in bf16.
     input_noise: the encoder sees the face with this much Gaussian noise added and is asked for
@@ -302,12 +311,16 @@ def training_step(model, optimizer, batch_uint8: torch.Tensor, objective: Object
         x = random_mirror(x)
     if jitter:
         x = random_similarity(x)
+    pixel_weights = objective.pixel_weights
+    if x.shape[1] == 4:
+        x, coverage = x[:, :3], x[:, 3:]
+        pixel_weights = coverage if pixel_weights is None else pixel_weights * coverage
     seen = x + input_noise * torch.randn_like(x) if input_noise else x
     with torch.autocast(x.device.type, dtype=dtype, enabled=dtype is not None):
         logits, mu, logvar = model(seen)
     target = boost_detail(x, objective.detail_boost) if objective.detail_boost else x
     terms = vae_loss(logits.float(), target, mu.float(), logvar.float(), objective.reconstruction, objective.beta,
-                     kl_weight, objective.pixel_weights, objective.edge_weight)
+                     kl_weight, pixel_weights, objective.edge_weight)
     reconstructions = torch.sigmoid(logits.float())  # what the other terms judge
     if objective.identity_net is not None:
         with torch.autocast(x.device.type, dtype=dtype, enabled=dtype is not None):
@@ -356,6 +369,18 @@ def training_step(model, optimizer, batch_uint8: torch.Tensor, objective: Object
     if adversary is not None:
         adversary.last["discriminator"] = discriminator_step(adversary, x, reconstructions, dtype)
     return terms
+
+
+def training_images(main: CachedImages, diverse: CachedImages | None = None, repeat: int = 1) -> torch.Tensor:
+    """The training faces in memory (1.4 GB for CelebA's 28,000 at 128²): N×H×W×3 uint8, or with
+    diverse (aligned) faces N×H×W×4, the fourth channel how much of each pixel the photo covers
+    (255 for every pixel of main's), the diverse faces repeated `repeat` times."""
+    if diverse is None:
+        return torch.from_numpy(np.array(main.array))
+    full = np.full(main.array.shape[:3] + (1,), 255, np.uint8)
+    parts = [np.concatenate([main.array, full], 3)]
+    parts += [np.concatenate([diverse.array, diverse.coverage[..., None]], 3)] * repeat
+    return torch.from_numpy(np.concatenate(parts))
 
 
 def random_mirror(x: torch.Tensor) -> torch.Tensor:
@@ -407,7 +432,11 @@ def main(argv=None) -> FaceVAE:
     val_set = cache_images(splits["val"], cfg.image_size, cfg.cache_dir or None) if is_main and splits["val"] else None
     if len(train_set) < cfg.batch_size * world:
         sys.exit(f"only {len(train_set)} usable training images; need at least batch_size × processes = {cfg.batch_size * world}")
-    train_images = torch.from_numpy(np.array(train_set.array))  # into memory: 1.4 GB for CelebA's 28,000 at 128²
+    diverse = load_part(cfg.diverse_data, "train", cfg.image_size, cfg.cache_dir or None).images if cfg.diverse_data else None
+    if is_main and diverse is not None:
+        print(f"{len(train_set)} faces from {cfg.data} and {len(diverse)} from {cfg.diverse_data}, "
+              f"each of those seen {cfg.diverse_repeat}× per epoch", flush=True)
+    train_images = training_images(train_set, diverse, cfg.diverse_repeat)
 
     model = FaceVAE(image_size=cfg.image_size, latent_dim=cfg.latent_dim, dropout=cfg.dropout,
                     negative_slope=cfg.negative_slope).to(device)
@@ -529,7 +558,7 @@ def main(argv=None) -> FaceVAE:
 
     if is_main:
         if cfg.precise_bn:
-            precise_batchnorm(model, train_images, device, model.encoder if cfg.freeze_decoder else model)
+            precise_batchnorm(model, train_images[..., :3], device, model.encoder if cfg.freeze_decoder else model)
         model.eval()
         model.save_pretrained(out / "model")
         print(f"saved the model to {out / 'model'} after {step} steps ({trained_seconds / 60:.1f} min)")
