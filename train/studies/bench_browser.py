@@ -16,6 +16,9 @@ In headless Chromium (Debian's), with every other host blocked:
    enlarged to each of --sides); the requests and bytes each photo sends, the server's CPU per
    photo; --people pages choosing a photo at once; the page's first visit (time, bytes); the live
    mirror's faces per second from a fake camera, and what it sends.
+
+Reproduces: docs/browser.md, "Measured" (parts 1-3: decode times, requests, slider-to-pixels)
+and "Photos and the mirror" (part 4, --photos-only).
 """
 from __future__ import annotations
 

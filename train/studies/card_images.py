@@ -3,6 +3,9 @@
 the README's animation, morph.gif: random faces morphing into one another, in a loop.
 
     python -m train.studies.card_images --model assets/facevae-celeba-128
+
+Reproduces: the model card's images (in assets/facevae-celeba-128/), the README's morph.gif
+and docs/attributes.md, "What the edits look like" (attribute_edits.png).
 """
 import argparse
 from pathlib import Path

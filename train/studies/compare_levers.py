@@ -14,6 +14,9 @@ second judge, the CelebA-trained IdentityNet (in no loss but an --identity-weigh
 mean cosine of each reconstruction's embedding to its photo's, and its rank-1. Rank-1 is among
 the first 1,000 faces judged. Prints a markdown table and writes a sheet of mixture samples
 (temperature 0.8, the same draws for every model), a row per model, to --sheet.
+
+Reproduces: docs/identity.md, "The levers at equal compute" (dlib same person and rank-1 of
+faces 0-499 per lever), and the dlib rows of phases 6-8 there ("Phase 6", "Phase 7", "Phase 8").
 """
 from __future__ import annotations
 

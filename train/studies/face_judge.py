@@ -43,6 +43,9 @@ The judge (`load_judge()`): N×3×128×128 faces in [0, 1] (the project's crop_c
 -> the FACE_BOX of each (chosen by measurement on training faces: `--choose-box`) resized to 112
 (bilinear) -> (x·255 - 127.5) / 128 -> MobileFaceNet -> N×192 unit-norm embeddings; compare by
 cosine (a dot product). `verification_report` turns embeddings into the study's figures.
+
+Reproduces: docs/training.md, "The judges": MobileFaceNet's val pair AUC 0.9878, EER 4.4%, the
+threshold 0.3626 and the photos' and blurs' rank-1 against another photo (--measure).
 """
 from __future__ import annotations
 

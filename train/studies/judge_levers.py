@@ -17,6 +17,10 @@ The photos themselves and their blurs by σ = 2.5 and 2 px are scored the same w
 With --samples N, each model's mixture-prior samples get a face-descriptor FD: the Fréchet distance
 between the judge's embeddings of N samples and of all the split's photos; three disjoint sets of N
 training photos are scored the same way, the yardstick (real faces of other people, at that count).
+
+Reproduces: docs/training.md, "Its figures" (the MobileFaceNet rows, --images 1000; the
+face-descriptor FD, --samples 2000) and the tables of "Identity through dlib's ResNet", "Detail
+the decoder can afford" and "The refinement's aim" (--refine-boost).
 """
 from __future__ import annotations
 

@@ -8,6 +8,9 @@ Fitted on the labelled people train.attributes fits on, scored (AUC) on the peop
 The Younger slider falls short of its target (docs/attributes.md); this measures why: where
 the photos tell age far better than the reconstructions do, no direction in the latent can move
 it further.
+
+Reproduces: docs/attributes.md, "Reading the tables, and why Younger falls short": the table of
+held-out AUCs from the latent, the crops and the reconstructions.
 """
 import argparse
 from pathlib import Path

@@ -48,6 +48,9 @@ Measured (50 val faces, seed 0, headless Chromium on 2 shared cores of an Intel 
 
 The harness (a static server of facevae/, the page and its helpers) is what tests/test_align_js.py
 uses too.
+
+Reproduces: the figures above, quoted in docs/browser.md, "Photos and the mirror in the page"
+(finding and aligning the face, against the server's).
 """
 import argparse
 import json

@@ -3,7 +3,7 @@ model makes of the frame filled beyond the photo, against the same faces given w
 
     python -m train.studies.measure_headshots --data ../shared/data/celeba [--faces 200] [--png sheet.png]
         [--no-identity] [--sizes 2.5 0.8]
-    python -m train.studies.measure_headshots --examples docs/headshots_examples.png  # no CelebA
+    python -m train.studies.measure_headshots --examples runs/headshots_examples.png  # no CelebA
     python -m train.studies.measure_headshots --timing 3  # what the retry and completion cost
 
 Each of --faces val images (178×218, aligned by CelebA) is cut to a forehead-to-chin box (x 39–139,
@@ -16,6 +16,10 @@ and so is the whole image pasted into a roomy photo and aligned by align_face. P
   (the part the photo showed) against crop_celeba of the whole image and against its own input,
   over the whole crop against crop_celeba, and the share of reconstructions dlib's face descriptor takes for the person (distance
   to the whole image's crop below 0.6), beside the same figures for the whole image.
+
+Reproduces: docs/headshots.md, "Measured": the finding and reconstruction tables (--data), the
+cost table (--timing 3), and the example sheet docs/headshots_examples.jpg (--examples to a PNG,
+then saved as a JPEG, quality 90, no chroma subsampling).
 """
 import argparse
 import io
