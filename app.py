@@ -8,10 +8,13 @@ is one function that lays out its components and wires its events, with its hand
 from __future__ import annotations
 
 import argparse
+import asyncio
 import atexit
 import base64
 import contextlib
 import functools
+import gzip
+import hashlib
 import inspect
 import json
 import logging
@@ -23,13 +26,18 @@ import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from urllib.parse import parse_qs
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
+import brotli  # Gradio's own dependency (its BrotliMiddleware)
 import gradio as gr
 import numpy as np
 import pandas as pd
 import torch
+from starlette.datastructures import Headers
+from starlette.middleware import Middleware
+from starlette.responses import Response
 
 import facevae
 from facevae import load_model
@@ -153,9 +161,103 @@ PAGE_BLOCK_STYLE = """
 
 
 def web_url(path: Path) -> str:
-    """The address of a static file (gr.set_static_paths) relative to the page, so that the app
-    works under a path prefix too."""
-    return f"gradio_api/file={path.resolve()}"
+    """The address of a static file or folder (gr.set_static_paths) relative to the page, so that the
+    app works under a path prefix too, with its content's version (?v=): a new release's files have
+    new addresses, so the browser may keep each one for a year (PageFiles). A folder's address ends
+    in / before the version; runtime.js's fileUrl puts its files' names there."""
+    path = path.resolve()
+    return f"gradio_api/file={path}{'/' if path.is_dir() else ''}?v={content_version(path)}"
+
+
+@functools.cache
+def content_version(path: Path) -> str:
+    """A short hash of a file's bytes, or of a folder's files' names and bytes."""
+    digest = hashlib.sha256()
+    for file in sorted(path.rglob("*")) if path.is_dir() else [path]:
+        if file.is_file():
+            digest.update(file.relative_to(path).as_posix().encode() if path.is_dir() else b"")
+            digest.update(file.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+class PageFiles:
+    """ASGI middleware in front of Gradio's /file= route, for the page's own modules, runtime and
+    models (.js, .mjs, .wasm, .onnx under `roots`): each is sent brotli- or gzip-compressed where the
+    browser takes it (compressed once, on its first request, and kept), with an ETag, and cached: for
+    a year and never revalidated when its URL carries its version (web_url), else revalidated on each
+    use (modules a module imports by a relative path). Anything else goes on to Gradio.
+    docs/browser.md measures what each encoding saves."""
+
+    SUFFIXES = {".js": "text/javascript", ".mjs": "text/javascript", ".wasm": "application/wasm",
+                ".onnx": "application/octet-stream"}
+    BROTLI_QUALITY = 9  # on the runtime's .wasm: 2.69 MB in 5 s, against 2.83 MB in 0.8 s at 5 (gzip -9: 3.65 MB)
+    YEAR = "public, max-age=31536000, immutable"
+
+    def __init__(self, app, roots: list[Path]):
+        self.app, self.roots = app, [root.resolve() for root in roots]
+        self.encoded: dict[tuple[Path, str], bytes] = {}
+        self.lock = asyncio.Lock()
+
+    async def __call__(self, scope, receive, send):
+        file = self.own_file(scope)
+        if file is None:
+            return await self.app(scope, receive, send)
+        response = await self.response(file, Headers(scope=scope), scope.get("query_string", b"").decode())
+        await response(scope, receive, send)
+
+    def own_file(self, scope) -> Path | None:
+        """The file a GET of /file=… asks for, when it is one of ours."""
+        if scope["type"] != "http" or scope["method"] != "GET" or "/file=" not in scope["path"]:
+            return None
+        file = Path(scope["path"].split("/file=", 1)[1]).resolve()
+        ours = any(file.is_relative_to(root) for root in self.roots)
+        return file if ours and file.suffix in self.SUFFIXES and file.is_file() else None
+
+    async def response(self, file: Path, headers: Headers, query: str) -> Response:
+        version = content_version(file)
+        accepted = {part.split(";")[0].strip() for part in headers.get("accept-encoding", "").split(",")}
+        encoding = next((name for name in ("br", "gzip") if name in accepted), "identity")
+        etag = f'"{version}-{encoding}"'
+        # the version of the file, or of a folder it is in (runtime.js's fileUrl keeps the folder's)
+        versions = {content_version(folder) for folder in [file, *file.parents]
+                    if any(folder.is_relative_to(root) for root in self.roots)}
+        cache = self.YEAR if set(parse_qs(query).get("v", [])) & versions else "no-cache"
+        common = {"ETag": etag, "Cache-Control": cache, "Vary": "Accept-Encoding"}
+        if headers.get("if-none-match") == etag:
+            return Response(status_code=304, headers=common)
+        body = await self.encode(file, encoding)
+        if encoding != "identity":
+            common["Content-Encoding"] = encoding
+        return Response(body, headers=common, media_type=self.SUFFIXES[file.suffix])
+
+    async def encode(self, file: Path, encoding: str) -> bytes:
+        key = (file, encoding)
+        if key in self.encoded:
+            return self.encoded[key]
+        async with self.lock:  # one compression at a time; each file and encoding once
+            if key not in self.encoded:
+                self.encoded[key] = await asyncio.to_thread(encoded, file.read_bytes(), encoding, self.BROTLI_QUALITY)
+        return self.encoded[key]
+
+
+def encoded(data: bytes, encoding: str, brotli_quality: int) -> bytes:
+    if encoding == "br":
+        return brotli.compress(data, quality=brotli_quality)
+    if encoding == "gzip":
+        return gzip.compress(data, compresslevel=9, mtime=0)
+    return data
+
+
+class FaceVAEBlocks(gr.Blocks):
+    """gr.Blocks whose server sends the page's files compressed and cacheable (PageFiles), however
+    it is launched (app.py, the tests, a Space)."""
+
+    page_roots: tuple[Path, ...] = ()  # PageFiles' roots, set by build_demo
+
+    def launch(self, *args, app_kwargs: dict | None = None, **kwargs):
+        app_kwargs = dict(app_kwargs or {})
+        app_kwargs["middleware"] = [*app_kwargs.get("middleware", []), Middleware(PageFiles, roots=self.page_roots)]
+        return super().launch(*args, app_kwargs=app_kwargs, **kwargs)
 
 
 class FaceCanvas(gr.HTML):
@@ -198,7 +300,7 @@ class FaceCanvas(gr.HTML):
         super().__init__(value=None, label=label, html_template=self.TEMPLATE, css_template=self.STYLE,
                          js_on_load=self.JS, server_functions=[latent_basis, decode], apply_default_css=False,
                          module_url=web_url(WEB / "face.js"),
-                         runtime_url=web_url(WEB / "vendor" / "onnxruntime-web") + "/",
+                         runtime_url=web_url(WEB / "vendor" / "onnxruntime-web"),
                          onnx_url=web_url(onnx) if onnx is not None else None,
                          size=pipeline.model.image_size, height=height, filename=filename, **kwargs)
 
@@ -333,9 +435,9 @@ def page_models(pipeline: FacePipeline) -> dict:
     (facevae/web/photo.js): the runtime, the ONNX files, the alignment's template, the refinement's
     settings (the server's own) and the limits the server applies to a photo."""
     model = pipeline.model
-    return dict(runtime_url=web_url(WEB / "vendor" / "onnxruntime-web") + "/",
+    return dict(runtime_url=web_url(WEB / "vendor" / "onnxruntime-web"),
                 onnx_urls={name: web_url(path) for name, path in model.onnx.items()},
-                face_models_url=web_url(WEB / "vendor" / "face-api") + "/",
+                face_models_url=web_url(WEB / "vendor" / "face-api"),
                 template=json.loads(TEMPLATE_FILE.read_text()), image_size=model.image_size,
                 face_box=list(face_box(model.image_size)), max_bytes=MAX_BYTES,
                 refinement=asdict(pipeline.refinement or Refinement(steps=0)))
@@ -837,7 +939,8 @@ def restore_from_link(pipeline: FacePipeline, tabs: gr.Tabs, random: RandomFaces
 def build_demo(pipeline: FacePipeline) -> gr.Blocks:
     model = pipeline.model
     gr.set_static_paths([WEB, *model.onnx.values(), *EXAMPLES])
-    with gr.Blocks(title="FaceVAE", delete_cache=(1800, 3600)) as demo:
+    with FaceVAEBlocks(title="FaceVAE", delete_cache=(1800, 3600)) as demo:
+        demo.page_roots = (WEB, *model.onnx.values())
         gr.Markdown(f"# FaceVAE\nA variational autoencoder of faces (128×128, {model.latent_dim}-dimensional latent). "
                     f"Weights: **{model.source}**.")
         with gr.Tabs() as tabs:

@@ -48,7 +48,7 @@ def test_push_then_pull_then_load_offline_from_the_cache(tmp_path, hub_env):
         """.replace('"expected.pt"', repr(str(tmp_path / "expected.pt"))), env)
         assert pushed.returncode == 0, pushed.stderr
         assert sorted(hub.repos["alice/faces"]) == ["README.md", "config.json", "model.safetensors", "onnx/decoder.onnx",
-                                                 "onnx/decoder_vjp.onnx", "onnx/encoder.onnx"]
+                                                 "onnx/encoder.onnx"]
         assert any(r.startswith("POST /api/models/alice/faces/commit/main") for r in hub.requests)
         assert "pulled alice/faces" in pushed.stdout
     # the fake Hub is gone: the same repo id loads from the local cache, offline

@@ -49,7 +49,7 @@ def test_publish_sends_the_model_and_exactly_the_spaces_files_and_a_second_run_c
     # onnx/*.onnx: exported again by push_model, byte for byte the shipped files (the export is
     # deterministic, so a re-publish uploads nothing)
     for name in ("config.json", "model.safetensors", "latent_stats.safetensors", "README.md", "samples_mixture.png",
-                 "onnx/decoder.onnx", "onnx/encoder.onnx", "onnx/decoder_vjp.onnx"):
+                 "onnx/decoder.onnx", "onnx/encoder.onnx"):
         assert model_files[name] == (BUNDLED / name).read_bytes(), name
 
     space = hub.spaces[SPACE]
@@ -59,7 +59,7 @@ def test_publish_sends_the_model_and_exactly_the_spaces_files_and_a_second_run_c
     assert "facevae/celeba_landmarks.json" in space  # align_face's template: the app cannot align without it
     # the page's models and the runtime they need, served by the Space itself
     assert {"facevae/web/face.js", "facevae/web/reconstruct.js", "assets/facevae-celeba-128/onnx/decoder.onnx",
-            "assets/facevae-celeba-128/onnx/encoder.onnx", "assets/facevae-celeba-128/onnx/decoder_vjp.onnx",
+            "assets/facevae-celeba-128/onnx/encoder.onnx",
             "facevae/web/vendor/face-api/LICENSE",
             "facevae/web/vendor/onnxruntime-web/ort-wasm-simd-threaded.wasm",
             "facevae/web/vendor/onnxruntime-web/LICENSE"} <= set(space)

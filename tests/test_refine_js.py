@@ -33,8 +33,11 @@ MODEL = "assets/facevae-celeba-128"
 # cotangent dropped 0.27, the anchor's 2 dropped 0.16, weights not of mean 1 0.24, no bias
 # correction of v 1.0, 19 steps 0.027, lr 0.049 for 0.05 0.023.
 ENCODE_TOLERANCE = 1e-4  # largest |Δmu|
-LATENT_TOLERANCE = 5e-3  # largest |Δz| after refinement
-LOSS_TOLERANCE = 2e-5  # relative, on each of the steps + 1 losses
+# With the float16-rounded weights the files hold (issue 48), the kink after the first step moves the
+# latent by 5.4e-3 and the losses by 2.9e-5 relative (native ONNX Runtime alike; the refined faces
+# 76 dB apart): room for one more kink.
+LATENT_TOLERANCE = 1.5e-2  # largest |Δz| after refinement
+LOSS_TOLERANCE = 1e-4  # relative, on each of the steps + 1 losses
 IMAGE_TOLERANCE = 2e-3  # largest |Δ| of the refined face's pixels in [0, 1] (half a level of 1/255)
 
 
@@ -67,9 +70,11 @@ def page(site):
 
 @pytest.fixture(scope="module")
 def model():
+    """The model as the ONNX files compute it: its weights rounded to float16 (facevae.export)."""
     from facevae import load_model
+    from facevae.export import float16_weights
 
-    return load_model(MODEL).eval()
+    return float16_weights(load_model(MODEL))
 
 
 @pytest.fixture(scope="module")

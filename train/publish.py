@@ -35,8 +35,8 @@ from facevae.loading import BUNDLED_MODEL, MODEL_ENV, push_model
 ROOT = Path(__file__).resolve().parent.parent
 # What the app needs at run time, relative to the repository's root; nothing else is uploaded.
 # facevae/web: the page's modules, the ONNX Runtime Web they run (its .wasm, 14 MB, goes through LFS
-# on the Hub) and face-api's detector and landmarks as ONNX; onnx/*.onnx: the decoder, encoder and
-# decoder VJP the page runs.
+# on the Hub) and face-api's detector and landmarks as ONNX; onnx/*.onnx: the decoder (with its VJP)
+# and encoder the page runs.
 SPACE_FILES = ["app.py", "requirements.txt", "facevae/*.py", "facevae/*.json", "facevae/web/*.js",
                "facevae/web/vendor/onnxruntime-web/*", "facevae/web/vendor/face-api/*", "assets/examples/*",
                *(f"assets/{BUNDLED_MODEL.name}/{name}" for name in

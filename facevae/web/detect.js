@@ -13,7 +13,7 @@
 // The networks subtract face-api's mean colours and divide by 255 themselves.
 
 import { makeCanvas, sizeOf } from './canvas.js';
-import { loadSession } from './runtime.js';
+import { fileUrl, loadSession } from './runtime.js';
 
 // margin: black added around the photo on every side, as a fraction of its longer side, before
 // detecting (not face-api's: 0 is its behaviour). The tiny detector misses many faces that fill
@@ -101,9 +101,8 @@ export function cropOf(box, width, height) {
 }
 
 export async function loadFaceFinder(ort, modelsUrl, options = {}) {
-  const base = new URL(modelsUrl.endsWith('/') ? modelsUrl : modelsUrl + '/', location.href).href;
   const [detector, landmarker] = await Promise.all([
-    loadSession(ort, base + 'tiny_face_detector.onnx'), loadSession(ort, base + 'face_landmark_68.onnx'),
+    loadSession(ort, fileUrl(modelsUrl, 'tiny_face_detector.onnx')), loadSession(ort, fileUrl(modelsUrl, 'face_landmark_68.onnx')),
   ]);
   const defaults = { ...DETECTOR_DEFAULTS, ...options };
 

@@ -8,7 +8,8 @@
 // animation frame, one at a time.
 
 import { drawPlanes, drawUrl } from './canvas.js';
-import { loadRuntime, loadSession } from './runtime.js';
+import { loadDecoder } from './decoder.js';
+import { loadRuntime } from './runtime.js';
 
 export function lerp(z0, z1, t) {
   // torch.lerp's formula: exact at both ends
@@ -65,12 +66,21 @@ export function latentOf(value, basis) {
 async function browserDecoder(props, server) {
   if (!props.onnx_url) throw new Error('these weights ship no ONNX decoder');
   const ort = await loadRuntime(props.runtime_url);
-  const [session, basis] = await Promise.all([loadSession(ort, props.onnx_url), server.latent_basis()]);
-  return async (value) => {
-    const z = latentOf(value, basis);
-    const outputs = await session.run({ z: new ort.Tensor('float32', Float32Array.from(z), [1, z.length]) });
-    return outputs.image.data;  // 3×H×W in [0, 1]
-  };
+  const [decoder, basis] = await Promise.all([loadDecoder(ort, props.onnx_url), server.latent_basis()]);
+  return (value) => decoder.decode(latentOf(value, basis));  // 3×H×W in [0, 1]
+}
+
+function whenShown(element) {
+  // resolves the first time the element is on screen: a tab's faces load their runtime and decoder
+  // when the tab is first opened, not with the page
+  return new Promise((resolve) => {
+    const observer = new IntersectionObserver((entries) => {
+      if (!entries.some((entry) => entry.isIntersecting)) return;
+      observer.disconnect();
+      resolve();
+    });
+    observer.observe(element);
+  });
 }
 
 export function mount(element, props, server, watch) {
@@ -113,7 +123,7 @@ export function mount(element, props, server, watch) {
     event.currentTarget.href = canvas.toDataURL('image/png');
   });
   watch('value', () => show(props.value));
-  browserDecoder(props, server).then((decode) => {
+  whenShown(element).then(() => browserDecoder(props, server)).then((decode) => {
     element.dataset.mode = 'browser';
     note.textContent = 'Decoded in this browser (WebAssembly).';
     draw = async (value) => drawPlanes(canvas, await decode(value));

@@ -4,7 +4,7 @@
 // button and the note say so.
 
 import { drawPlanes, drawUrl, psnr } from './canvas.js';
-import { loadPhotoPipeline } from './photo.js';
+import { lazyPhotoPipeline, photoPipelineMissing } from './photo.js';
 import { nextTask } from './runtime.js';
 
 // The detector's input for a camera frame. A person at their camera fills much of it: 320 px finds
@@ -19,16 +19,19 @@ export function mount(element, props, server) {
   const output = reconstruction.querySelector('canvas');
   const frame = document.createElement('canvas');
   let pipeline = null, stream = null, frames = 0;
-  const ready = loadPhotoPipeline(props).then((loaded) => {
-    pipeline = loaded;
-    element.dataset.mode = 'browser';
-    status.textContent = 'Press Start: your face, aligned and reconstructed in this browser as you move. No frame is sent.';
-  }).catch((error) => {
+  const useServer = (reason) => {
     element.dataset.mode = 'server';
     start.textContent = 'Start (frames go to the server)';
-    status.textContent = `This browser cannot run the models (${error.message ?? error}): the mirror sends each frame `
-      + 'to the server.';
-  });
+    status.textContent = `This browser cannot run the models (${reason}): the mirror sends each frame to the server.`;
+  };
+  const models = lazyPhotoPipeline(props, useServer);  // loaded on Start
+  const missing = photoPipelineMissing(props);
+  if (missing) {
+    useServer(missing);
+  } else {
+    element.dataset.mode = 'browser';
+    status.textContent = 'Press Start: your face, aligned and reconstructed in this browser as you move. No frame is sent.';
+  }
 
   async function inPage(frame) {
     const face = await pipeline.align(frame, 0, MIRROR_DETECTION);
@@ -68,7 +71,10 @@ export function mount(element, props, server) {
 
   start.addEventListener('click', async () => {
     if (stream) return;
-    await ready;  // frames go to the server only where the page cannot run the models
+    if (!missing) {
+      status.textContent = 'Loading the models…';
+      pipeline = await models();  // frames go to the server only where the page cannot run the models
+    }
     try {
       stream = await navigator.mediaDevices.getUserMedia({ video: { width: 640, height: 480 }, audio: false });
     } catch (error) {

@@ -6,7 +6,7 @@
 import { alignFace } from './align.js';
 import { loadFaceFinder } from './detect.js';
 import { loadRefiner } from './refine.js';
-import { loadRuntime } from './runtime.js';
+import { loadRuntime, missingSupport } from './runtime.js';
 
 // Where the detector finds no face on the photo as it is, it looks again with a black border around
 // it (detect.js's margin, a share of the longer side; facevae.align's hidden margin), which shrinks
@@ -43,22 +43,40 @@ export async function findFaces(finder, source, detection = {}) {
 
 const pipelines = new Map();  // the models' URLs -> the promise of their pipeline: the page's blocks share one
 
+export function photoPipelineMissing(props) {
+  // why the page cannot turn a photo into a latent itself, or null; known before anything loads
+  const model = ['encoder', 'decoder'].find((name) => !props.onnx_urls[name]);
+  return model ? `these weights ship no ONNX ${model}` : missingSupport();
+}
+
 export function loadPhotoPipeline(props) {
-  // Everything the page needs to turn a photo into a latent; rejects (and the caller falls back to
-  // the server) when this browser or these weights cannot
+  // Everything the page needs to turn a photo into a latent, loaded when a block first needs it;
+  // rejects (and the caller falls back to the server) when this browser or these weights cannot
   const key = JSON.stringify([props.runtime_url, props.face_models_url, props.onnx_urls]);
   if (!pipelines.has(key)) pipelines.set(key, photoPipeline(props));
   return pipelines.get(key);
 }
 
+export function lazyPhotoPipeline(props, onFailure) {
+  // () => the promise of the pipeline, or of null where the page cannot run the models (said by
+  // onFailure(reason) once): called on a block's first use, so a tab loads its models when used
+  let loading = null;
+  return () => {
+    loading ??= loadPhotoPipeline(props).catch((error) => {
+      onFailure(error.message ?? String(error));
+      return null;
+    });
+    return loading;
+  };
+}
+
 async function photoPipeline(props) {
-  for (const name of ['encoder', 'decoder', 'decoder_vjp']) {
-    if (!props.onnx_urls[name]) throw new Error(`these weights ship no ONNX ${name}`);
-  }
+  const missing = photoPipelineMissing(props);
+  if (missing) throw new Error(missing);
   const ort = await loadRuntime(props.runtime_url);
-  const { encoder, decoder, decoder_vjp: vjp } = props.onnx_urls;
+  const { encoder, decoder } = props.onnx_urls;
   const [finder, refiner] = await Promise.all([loadFaceFinder(ort, props.face_models_url),
-    loadRefiner(ort, { encoderUrl: encoder, decoderUrl: decoder, vjpUrl: vjp })]);
+    loadRefiner(ort, { encoderUrl: encoder, decoderUrl: decoder })]);
   const size = props.image_size;
 
   return {

@@ -4,21 +4,24 @@
 // note says so.
 
 import { drawPlanes, drawUrl } from './canvas.js';
-import { loadPhotoPipeline, openPhoto, PhotoError } from './photo.js';
+import { lazyPhotoPipeline, openPhoto, PhotoError, photoPipelineMissing } from './photo.js';
 import { dataUrl, mountPicker } from './picker.js';
 
 export function mount(element, props, server, watch, trigger) {
   const thumbnail = element.querySelector('canvas'), note = element.querySelector('.photo-note');
   const input = element.querySelector('input[type=file]');
-  let pipeline = null, run = 0;
-  const ready = loadPhotoPipeline(props).then((loaded) => {
-    pipeline = loaded;
-    note.textContent = 'Your photo stays in this browser: only its latent is used.';
-  }).catch((error) => {
-    note.textContent = `This browser cannot run the models (${error.message ?? error}): a photo is sent to the server.`;
-  });
+  let run = 0;
+  const useServer = (reason) => {
+    note.textContent = `This browser cannot run the models (${reason}): a photo is sent to the server.`;
+  };
+  // the face finder, encoder and decoder load when a photo is first chosen: the explorer's face
+  // alone needs none of them but the decoder
+  const models = lazyPhotoPipeline(props, useServer);
+  const missing = photoPipelineMissing(props);
+  if (missing) useServer(missing);
+  else note.textContent = 'Your photo stays in this browser: only its latent is used.';
 
-  async function inPage(blob) {
+  async function inPage(pipeline, blob) {
     const face = await pipeline.align(await openPhoto(blob, props.max_bytes), 0);
     drawPlanes(thumbnail, face.planes);
     note.textContent = 'Refining the latent…';
@@ -39,8 +42,8 @@ export function mount(element, props, server, watch, trigger) {
     if (!blob) return;
     const mine = ++run;
     try {
-      await ready;
-      const { z, note: text } = await (pipeline ? inPage(blob) : onServer(blob));
+      const pipeline = missing ? null : await models();
+      const { z, note: text } = await (pipeline ? inPage(pipeline, blob) : onServer(blob));
       if (mine !== run) return;
       note.textContent = text;
       props.value = { z };

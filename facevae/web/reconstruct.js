@@ -4,7 +4,7 @@
 // the note says so.
 
 import { drawPlanes, drawUrl, psnr } from './canvas.js';
-import { loadPhotoPipeline, openPhoto, PhotoError } from './photo.js';
+import { lazyPhotoPipeline, openPhoto, PhotoError, photoPipelineMissing } from './photo.js';
 import { dataUrl, mountPicker } from './picker.js';
 import { nextTask } from './runtime.js';
 
@@ -46,16 +46,23 @@ export function mount(element, props, server) {
   const aligned = $('#reconstruct-aligned canvas'), refinedCanvas = $('#reconstruct-refined canvas');
   const detections = $('.detections canvas'), summary = $('.summary'), status = $('.status');
   const likenessButton = $('.likeness'), likeness = $('.likeness-result');
-  let pipeline = null, current = null, run = 0;
-  // A photo chosen while the models load waits for them: it must not go to the server meanwhile.
-  const ready = loadPhotoPipeline(props).then((loaded) => {
-    pipeline = loaded;
-    element.dataset.mode = 'browser';
-    note.textContent = `${STAYED.replace('stayed', 'stays')} The face is found, aligned, encoded and refined here (WebAssembly).`;
-  }).catch((error) => {
+  let current = null, run = 0;
+  const useServer = (reason) => {
     element.dataset.mode = 'server';
-    note.textContent = `This browser cannot run the models (${error.message ?? error}): photos are sent to the server.`;
-  });
+    note.textContent = `This browser cannot run the models (${reason}): photos are sent to the server.`;
+  };
+  // The models load on the block's first use (a click, a drop, a photo chosen), not with the page;
+  // a photo chosen while they load waits for them: it must not go to the server meanwhile.
+  const models = lazyPhotoPipeline(props, useServer);
+  const missing = photoPipelineMissing(props);
+  if (missing) {
+    useServer(missing);
+  } else {
+    element.dataset.mode = 'browser';
+    note.textContent = `${STAYED.replace('stayed', 'stays')} The face is found, aligned, encoded and refined here `
+      + '(WebAssembly; the models load when you first choose a photo).';
+    for (const event of ['pointerdown', 'focusin', 'dragenter']) element.addEventListener(event, models, { once: true });
+  }
 
   const say = (text) => { status.textContent = text; };
 
@@ -66,7 +73,7 @@ export function mount(element, props, server) {
     likenessButton.hidden = true;
   }
 
-  async function inPage(blob, index, mine) {
+  async function inPage(pipeline, blob, index, mine) {
     const bitmap = await openPhoto(blob, props.max_bytes);
     say('Finding the face…');
     const face = await pipeline.align(bitmap, index);
@@ -109,8 +116,9 @@ export function mount(element, props, server) {
     const mine = ++run, index = Math.max(1, Math.round(Number(faceNumber.value) || 1)) - 1;
     reset();
     try {
-      await ready;
-      await (pipeline ? inPage(blob, index, mine) : onServer(blob, index, mine));
+      say('Loading the models…');
+      const pipeline = missing ? null : await models();
+      await (pipeline ? inPage(pipeline, blob, index, mine) : onServer(blob, index, mine));
     } catch (error) {
       if (mine === run) say(error instanceof PhotoError ? error.message : `Could not reconstruct: ${error.message ?? error}`);
     }

@@ -4,14 +4,15 @@
 // page cannot compute). The error is taken to the photo with its detail band boosted (a little beyond
 // what the decoder was trained to draw: Refinement.detail_boost says why).
 //
-// The gradient comes from the decoder's vector-Jacobian product (facevae.export.DecoderVJP, as ONNX):
-// given z and a cotangent c it gives the face y = decode(z) and J^T c. The cotangent of the pixel error
-// depends on y, so each step decodes z first (the decoder's file: a forward pass alone) and then
-// asks the VJP file for J^T c: one forward pass and one forward-and-backward pass a step, as
-// torch's autograd does.
+// The gradient comes from the decoder's vector-Jacobian product (decoder.js; facevae.export.DecoderVJP,
+// in the decoder's file): given z and a cotangent c it gives the face y = decode(z) and J^T c. The
+// cotangent of the pixel error depends on y, so each step decodes z first (the same file, asked for
+// the face alone) and then asks for J^T c: one forward pass and one forward-and-backward pass a step,
+// as torch's autograd does.
 //
 // Planes everywhere: Float32Array 3×H×W in [0, 1], as torch's N×C×H×W without the batch.
 
+import { loadDecoder } from './decoder.js';
 import { loadSession } from './runtime.js';
 
 // facevae.refine.Refinement's defaults (the app's): the page and its tests share them.
@@ -114,10 +115,9 @@ export class Adam {
   }
 }
 
-export async function loadRefiner(ort, { encoderUrl, decoderUrl, vjpUrl }) {
+export async function loadRefiner(ort, { encoderUrl, decoderUrl }) {
   // -> {encode, decode, refine}; ort: ONNX Runtime Web's module (runtime.js's loadRuntime)
-  const [encoder, decoder, vjp] = await Promise.all([loadSession(ort, encoderUrl), loadSession(ort, decoderUrl),
-    loadSession(ort, vjpUrl)]);
+  const [encoder, decoder] = await Promise.all([loadSession(ort, encoderUrl), loadDecoder(ort, decoderUrl)]);
   const planes = (x) => {
     const size = Math.round(Math.sqrt(x.length / 3));
     if (3 * size * size !== x.length) throw new Error(`expected 3×H×W planes with H = W, got ${x.length} values`);
@@ -130,11 +130,7 @@ export async function loadRefiner(ort, { encoderUrl, decoderUrl, vjpUrl }) {
     return Float32Array.from(mu.data);
   }
 
-  async function decode(z) {
-    // one latent's face: planes
-    const { image } = await decoder.run({ z: new ort.Tensor('float32', Float32Array.from(z), [1, z.length]) });
-    return image.data;
-  }
+  const { decode } = decoder;  // one latent's face: planes
 
   async function refine(x, z0, settings = {}, onStep = null) {
     // -> {z: the refined latent (Float32Array), losses: the loss before each step and after the last
@@ -149,7 +145,6 @@ export async function loadRefiner(ort, { encoderUrl, decoderUrl, vjpUrl }) {
     const target = boost ? boostDetail(image.data, size, boost) : image.data;
     const weights = faceWeights(size, faceWeight), pixels = size * size;
     const start = Float32Array.from(z0), z = Float32Array.from(z0);
-    const latent = () => new ort.Tensor('float32', Float32Array.from(z), [1, z.length]);
     const optimizer = new Adam(z, { lr });
     const losses = [];
     for (let step = 0; ; step++) {
@@ -165,10 +160,8 @@ export async function loadRefiner(ort, { encoderUrl, decoderUrl, vjpUrl }) {
       for (let i = 0; i < z.length; i++) loss += anchor * (z[i] - start[i]) ** 2;
       losses.push(loss);
       if (step === steps) return { z: Float32Array.from(z), losses, image: Float32Array.from(y) };
-      const { z_grad: pixelGrad } = await vjp.run({
-        z: latent(), cotangent: new ort.Tensor('float32', cotangent, [1, 3, size, size]),
-      });
-      optimizer.step(z.map((v, i) => pixelGrad.data[i] + 2 * anchor * (v - start[i])));  // + the anchor's
+      const { zGrad: pixelGrad } = await decoder.vjp(z, cotangent);
+      optimizer.step(z.map((v, i) => pixelGrad[i] + 2 * anchor * (v - start[i])));  // + the anchor's
       if (onStep) await onStep(step + 1, loss);
     }
   }

@@ -14,7 +14,7 @@ In headless Chromium (Debian's), with every other host blocked:
 4. Photos: from choosing a photo in the Reconstruct tab to the refined face, in the page and,
    with WebAssembly deleted, on the server (the examples, and --photos val photos of CelebA
    enlarged to each of --sides); the requests and bytes each photo sends, the server's CPU per
-   photo; --people pages choosing a photo at once; the page's first visit (time, bytes); the live
+   photo; --people pages choosing a photo at once (each its first, so its models load then too); the live
    mirror's faces per second from a fake camera, and what it sends.
 
 Reproduces: docs/browser.md, "Measured" (parts 1-3: decode times, requests, slider-to-pixels)
@@ -223,9 +223,109 @@ REFINED_AT_JS = """() => { window.refinedIn = new Promise((resolve) => {
     });
     observer.observe(canvas, { attributes: true });
 }); }"""
-# each file once (a block that loads a file another has loaded gets it from the browser's cache)
-DOWNLOADED_JS = """() => [...new Map(performance.getEntriesByType('resource').filter((r) => /vendor|onnx|web\\//.test(r.name))
-    .map((r) => [r.name, r.encodedBodySize])).values()].reduce((sum, size) => sum + size, 0)"""
+# Every file of the page so far (the page itself and Gradio's frontend too): its name, the bytes of
+# its body on the wire and uncompressed (Resource Timing; 0 on the wire when it came from the cache).
+RESOURCES_JS = """() => [performance.getEntriesByType('navigation')[0], ...performance.getEntriesByType('resource')]
+    .map((r) => ({ name: r.name, wire: r.encodedBodySize, size: r.decodedBodySize, took: r.responseEnd - r.startTime }))"""
+THROTTLE = {"offline": False, "latency": 20, "downloadThroughput": 10e6 / 8, "uploadThroughput": 10e6 / 8}
+
+
+def short_name(url: str) -> str:
+    """A resource's file name, with the folder it comes from when it is one of the app's."""
+    path = url.split("?")[0]
+    parts = path.rstrip("/").split("/")
+    return "/".join(parts[-2:]) if any(key in path for key in ("vendor/", "/onnx/", "/web/")) else parts[-1] or "(page)"
+
+
+def first_visit(browser, url: str, goal: str, throttle: bool) -> tuple[float, list[dict]]:
+    """Open the app with nothing cached and reach `goal` ("explorer": its first face; "refined": the
+    astronaut refined in the Reconstruct tab): the seconds it took from opening the page, and every
+    resource fetched."""
+    page = new_page(browser, url)
+    if throttle:
+        session = page.context.new_cdp_session(page)
+        session.send("Network.enable")
+        session.send("Network.emulateNetworkConditions", THROTTLE)
+    begin = time.perf_counter()
+    page.goto(url, wait_until="commit", timeout=300_000)
+    if goal == "explorer":
+        page.get_by_role("tab", name="Latent explorer").click(timeout=300_000)
+        page.wait_for_function("() => document.querySelector('#explored canvas')?.dataset.frames >= 1", timeout=300_000)
+    else:
+        # once the block's module is mounted (it marks the block), or the change would go unheard
+        page.wait_for_selector("#reconstruct-page [data-mode]", state="attached", timeout=300_000)
+        page.locator("#reconstruct-page input[type=file]").set_input_files(str(ROOT / "assets" / "examples" / "astronaut.jpg"))
+        page.wait_for_function("() => document.querySelector('#reconstruct-refined canvas')?.dataset.refined === 'true'",
+                               timeout=300_000)
+    took = time.perf_counter() - begin
+    resources = page.evaluate(RESOURCES_JS)
+    page.context.close()
+    return took, resources
+
+
+def measure_first_visits(browser, apps: dict[str, str], per_file: bool = True) -> None:
+    """Bytes and time of a first visit to the explorer's first face and to a refined photo, for each
+    app (label -> URL): on the wire (compressed where the app compresses) and uncompressed, per file
+    of the app's own (runtime, models, modules) and in all; then the time at 10 Mbit/s."""
+    for goal in ("explorer", "refined"):
+        label_goal = "the explorer's first face" if goal == "explorer" else "a refined photo (the astronaut)"
+        print(f"   first visit to {label_goal}:")
+        for label, url in apps.items():
+            _, resources = first_visit(browser, url, goal, throttle=False)
+            ours = [r for r in resources if any(key in r["name"] for key in ("vendor/", "/onnx/", "/web/"))]
+            if per_file:
+                for r in sorted(ours, key=lambda r: -r["size"]):
+                    print(f"     {label:7} {short_name(r['name']):42} {r['wire'] / 1e6:7.3f} MB on the wire, "
+                          f"{r['size'] / 1e6:7.3f} MB uncompressed")
+            wire, size = sum(r["wire"] for r in resources), sum(r["size"] for r in resources)
+            own_wire, own_size = sum(r["wire"] for r in ours), sum(r["size"] for r in ours)
+            print(f"     {label:7} in all {wire / 1e6:6.2f} MB on the wire ({size / 1e6:6.2f} MB uncompressed) in "
+                  f"{len(resources)} files; the app's runtime, models and modules {own_wire / 1e6:6.2f} MB "
+                  f"({own_size / 1e6:6.2f} MB), Gradio's page {(wire - own_wire) / 1e6:5.2f} MB")
+        for label, url in apps.items():
+            took, _ = first_visit(browser, url, goal, throttle=True)
+            print(f"     {label:7} at 10 Mbit/s (20 ms latency): {took:5.1f} s from opening the page")
+
+
+def int8_weights(model):
+    """A copy of model with each weight matrix and kernel rounded to int8, one scale per output channel."""
+    import copy
+
+    import torch
+
+    rounded = copy.deepcopy(model).eval()
+    with torch.no_grad():
+        for weight in rounded.parameters():
+            if weight.dim() > 1:
+                scale = weight.abs().amax(dim=tuple(range(1, weight.dim())), keepdim=True) / 127
+                weight.copy_((weight / scale).round() * scale)
+    return rounded
+
+
+def measure_precision() -> None:
+    import torch
+
+    from facevae import load_model
+    from facevae.export import FLOAT16_PSNR, ONNX_PSNR, DecoderVJP, float16_weights, psnr
+
+    model = load_model().eval()
+    print(f"6. The weights' precision, against the float32 model (PSNR; the bound is {FLOAT16_PSNR:g} dB)")
+    for name, psnrs in ONNX_PSNR.items():
+        measured = ", ".join(f"{output} {db:.1f} dB" for output, db in psnrs(model, model.onnx[name]).items())
+        print(f"   float16 file {name:8} {measured}")
+    generator = torch.Generator().manual_seed(0)
+    z = torch.randn(64, model.latent_dim, generator=generator)
+    cotangent = torch.randn(64, 3, model.image_size, model.image_size, generator=generator)
+    with torch.inference_mode():
+        image, z_grad = DecoderVJP(model)(z, cotangent)
+        mu = model.encode(image)[0]
+        for label, rounded in [("float16", float16_weights(model)), ("int8", int8_weights(model))]:
+            got_image, got_grad = DecoderVJP(rounded)(z, cotangent)
+            got_mu = rounded.encode(image)[0]
+            print(f"   {label:7} in torch  image {psnr(got_image.numpy(), image.numpy()):.1f} dB (largest pixel "
+                  f"difference {255 * float((got_image - image).abs().max()):.2f}/255), z_grad "
+                  f"{psnr(got_grad.numpy(), z_grad.numpy()):.1f} dB, mu {psnr(got_mu.numpy(), mu.numpy()):.1f} dB "
+                  f"(its face {psnr(model.decode(got_mu).numpy(), model.decode(mu).numpy()):.1f} dB)")
 
 
 def cpu_seconds(process: subprocess.Popen) -> float:
@@ -268,16 +368,11 @@ def time_photo(page, photo: Path) -> float:
 
 def measure_photos(browser, url: str, process: subprocess.Popen, photos: list[Path], people: int) -> None:
     for mode, init in [("page", None), ("server", "delete window.WebAssembly")]:
-        begin = time.perf_counter()
         page = open_app(browser, url, init)
         page.sent = []
         page.on("request", lambda request: page.sent.append(len(request.post_data_buffer or b"")))
         page.wait_for_selector(f"#reconstruct-page [data-mode={'browser' if mode == 'page' else 'server'}]",
                                state="attached", timeout=120_000)
-        ready = time.perf_counter() - begin
-        if mode == "page":
-            print(f"   first visit: the page can reconstruct {ready:.1f} s after it was opened; "
-                  f"it downloaded {page.evaluate(DOWNLOADED_JS) / 1e6:.1f} MB of runtime, models and modules")
         time_photo(page, photos[1])  # warms up the runtime (not the first measured: the same file fires no change)
         by_size: dict[str, list[float]] = {}
         sent_before, cpu_before = len(page.sent), cpu_seconds(process)
@@ -387,18 +482,25 @@ def main(argv=None) -> None:
     parser.add_argument("--people", type=int, default=8)
     parser.add_argument("--mirror-seconds", type=float, default=10)
     parser.add_argument("--photos-only", action="store_true", help="part 4 alone")
+    parser.add_argument("--first-visit", action="store_true", help="part 5 alone")
+    parser.add_argument("--precision", action="store_true", help="part 6 alone (no browser)")
+    parser.add_argument("--before-ref", default="293d269", help="the commit part 5 compares against (before issue 48)")
     args = parser.parse_args(argv)
+    if args.precision:
+        return measure_precision()
     from playwright.sync_api import sync_playwright
 
     cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?")
     print(f"CPU: {cpu}, {os.cpu_count()} cores; load average {os.getloadavg()[0]:.1f} at the start")
-    with tempfile.TemporaryDirectory() as baseline, tempfile.TemporaryDirectory() as photos, sync_playwright() as p:
+    with tempfile.TemporaryDirectory() as baseline, tempfile.TemporaryDirectory() as before, \
+            tempfile.TemporaryDirectory() as photos, sync_playwright() as p:
         subprocess.run(f"git -C {ROOT} archive {args.baseline_ref} | tar -x -C {baseline}", shell=True, check=True)
+        subprocess.run(f"git -C {ROOT} archive {args.before_ref} | tar -x -C {before}", shell=True, check=True)
         browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
         apps = [("browser", ROOT), ("server", ROOT), ("baseline", Path(baseline))]
         processes = {}
         try:
-            if not args.photos_only:
+            if not (args.photos_only or args.first_visit):
                 runtime_alone(browser, args.runs)
                 for mode, folder in apps:
                     url = app_url(processes, folder)
@@ -406,10 +508,15 @@ def main(argv=None) -> None:
                            "server": "   The app with WebAssembly deleted: faces decoded on the server (the fallback)",
                            "baseline": f"3. The app at {args.baseline_ref}: every move decoded on the server"}[mode])
                     measure_app(browser, url, args.steps, mode)
-            url = app_url(processes, ROOT)
-            print("4. Photos and the live mirror, in the page and on the server (the fallback)")
-            measure_photos(browser, url, processes[ROOT][0], bench_photos(Path(photos), args.photos, tuple(args.sides)), args.people)
-            measure_mirror(p, url, processes[ROOT][0], args.mirror_seconds)
+            if not args.first_visit:
+                url = app_url(processes, ROOT)
+                print("4. Photos and the live mirror, in the page and on the server (the fallback)")
+                measure_photos(browser, url, processes[ROOT][0], bench_photos(Path(photos), args.photos, tuple(args.sides)),
+                               args.people)
+                measure_mirror(p, url, processes[ROOT][0], args.mirror_seconds)
+            if not args.photos_only:
+                print(f"5. The first visit: this checkout against {args.before_ref}")
+                measure_first_visits(browser, {"now": app_url(processes, ROOT), "before": app_url(processes, Path(before))})
         finally:
             for process, _ in processes.values():
                 process.terminate()

@@ -1,0 +1,32 @@
+// The decoder file's two jobs (facevae.export.export_decoder): a latent's face, and the decoder's
+// vector-Jacobian product for refining a latent. One file, so its weights are downloaded once.
+// Given z and a cotangent c with as many rows, it gives the face y = decode(z) and J^T c; given a
+// cotangent of no rows, the face alone, at a decoder's cost.
+//
+// Planes: Float32Array 3×H×W in [0, 1], as torch's N×C×H×W without the batch.
+
+import { loadSession } from './runtime.js';
+
+export async function loadDecoder(ort, url) {
+  // -> {decode(z), vjp(z, cotangent)}; ort: ONNX Runtime Web's module (runtime.js's loadRuntime)
+  const session = await loadSession(ort, url);
+  const latent = (z) => new ort.Tensor('float32', Float32Array.from(z), [1, z.length]);
+  const noCotangent = new ort.Tensor('float32', new Float32Array(0), [0, 3, 0, 0]);
+
+  async function decode(z) {
+    // one latent's face: planes
+    const { image } = await session.run({ z: latent(z), cotangent: noCotangent });
+    return image.data;
+  }
+
+  async function vjp(z, cotangent) {
+    // -> {image: z's face, zGrad: J^T cotangent (Float32Array, latent_dim)}; cotangent: planes
+    const size = Math.round(Math.sqrt(cotangent.length / 3));
+    const { image, z_grad: zGrad } = await session.run({
+      z: latent(z), cotangent: new ort.Tensor('float32', cotangent, [1, 3, size, size]),
+    });
+    return { image: image.data, zGrad: zGrad.data };
+  }
+
+  return { decode, vjp };
+}
