@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from train.studies.group_likeness import covered_psnr, format_table, group_table, verified
+from train.studies.group_likeness import covered_psnr, format_table, group_table, identified, verified
 from train.utkface import AGE_BANDS, GENDERS, RACES, Portrait, age_band
 
 
@@ -48,6 +48,8 @@ def test_each_judge_verifies_by_its_own_rule():
     assert verified(photos, faces, "mobilefacenet", 0.7).tolist() == [True, True, True]
     assert verified(photos, faces, "mobilefacenet", 0.9).tolist() == [True, False, True]
     assert verified(photos, faces, "dlib", 0.6).tolist() == [True, False, True]  # distances 0, 0.63, 0
+    assert identified(photos, faces).tolist() == [True, True, True]
+    assert identified(photos, faces[[1, 0, 2]]).tolist() == [False, False, True]  # the first two swapped
 
 
 def test_the_psnr_counts_only_the_pixels_the_photo_covers():

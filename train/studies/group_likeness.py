@@ -10,7 +10,8 @@ align_face as the app aligns an upload. For each model, the encoder's reconstruc
 face the app shows after refining the latent (facevae.refine's defaults, or --refine-steps /
 --refine-boost to try others); beside them, the photos blurred by σ = 2.5 px, the anchor.
 
-Two judges, each verifying a face against its own photo:
+Two judges, each verifying a face against its own photo (and "rank1": MobileFaceNet finds its
+own photo nearest among all 499, a finer measure where verification nears its ceiling):
 - MobileFaceNet (train.studies.face_judge), in no training loss: cosine at or above the threshold
   that accepts 1% of different-person pairs among CelebA val photos 1,000-2,999 (as judge_levers);
 - dlib's face recognition ResNet (train.face_recognition's port of it, which the identity loss
@@ -48,6 +49,12 @@ def verified(photos: np.ndarray, faces: np.ndarray, judge: str, threshold: float
     if judge == "dlib":
         return np.linalg.norm(faces - photos, axis=1) < threshold
     return np.einsum("ij,ij->i", faces, photos) >= threshold
+
+
+def identified(photos: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """Per face (unit embeddings), whether its nearest photo among all of them is its own: a
+    finer measure than verification, which a judge passes near its ceiling on these faces."""
+    return (faces @ photos.T).argmax(1) == np.arange(len(faces))
 
 
 def covered_psnr(x: torch.Tensor, y: torch.Tensor, coverage: torch.Tensor) -> np.ndarray:
@@ -96,10 +103,13 @@ class Judges:
         return {"mobilefacenet": embeddings(self.mobilefacenet, faces), "dlib": torch.cat(dlib).numpy()}
 
     def columns(self, name: str, faces: torch.Tensor) -> dict[str, np.ndarray]:
-        """"{name} {judge}": per face, verified (0 or 1) by each judge."""
+        """"{name} {judge}": per face, verified (0 or 1) by each judge; "{name} rank1": identified
+        among all the photos by MobileFaceNet."""
         embedded = self.embed(faces)
-        return {f"{name} {judge}": verified(self.photos[judge], embedded[judge], judge, threshold).astype(float)
-                for judge, threshold in self.thresholds.items()}
+        columns = {f"{name} {judge}": verified(self.photos[judge], embedded[judge], judge, threshold).astype(float)
+                   for judge, threshold in self.thresholds.items()}
+        columns[f"{name} rank1"] = identified(self.photos["mobilefacenet"], embedded["mobilefacenet"]).astype(float)
+        return columns
 
 
 def celeba_threshold(root: Path) -> float:
