@@ -45,7 +45,7 @@ from facevae.align import TEMPLATE_FILE, align_face
 from facevae.losses import face_box
 from facevae.photo import MAX_BYTES, PhotoError, load_photo
 from facevae.latent import ACTIVE_KL, UnknownAttribute, attribute_label, attribute_order
-from facevae.pipeline import INTERPOLATIONS, FacePipeline, animated_gif, grid_png, jpeg_bytes, png_bytes
+from facevae.pipeline import SEED_RANGE, INTERPOLATIONS, FacePipeline, animated_gif, grid_png, jpeg_bytes, png_bytes
 from facevae.refine import Refinement
 from facevae.share import ShareError, decode_state, encode_state, latent_text, text_latent
 
@@ -619,8 +619,86 @@ def live_mirror(pipeline: FacePipeline) -> None:
 @dataclass
 class RandomFacesTab:
     inputs: list  # count, seed, temperature, prior
-    draw: callable
+    draw: callable  # the faces' value from the inputs
     outputs: list
+
+
+def latent_parts(pipeline: FacePipeline, n: int, seed: int, prior: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """The seed's n latents as centres and offsets, each latent centre + T·offset at temperature T:
+    the very draws and formula of FaceVAE.sample_latents and LatentStats.sample_mixture (the prior's
+    mean 0 and the noise; a mixture component's mean and the noise times its scale), so the page
+    can move the temperature itself."""
+    model = pipeline.model
+    generator = torch.Generator().manual_seed(int(seed) % SEED_RANGE)
+    if prior == "mixture" and model.latent_stats is not None:
+        stats = model.latent_stats
+        components = torch.multinomial(stats.mixture_weights, n, replacement=True, generator=generator)
+        noise = torch.randn(n, model.latent_dim, 1, generator=generator)
+        return stats.mixture_means[components], (stats.mixture_scale_trils[components] @ noise).squeeze(-1)
+    if prior != "normal":
+        raise gr.Error(f"prior must be one of {pipeline.priors}, got {prior!r}")
+    return torch.zeros(n, model.latent_dim), torch.randn(n, model.latent_dim, generator=generator)
+
+
+def float32_text(x: torch.Tensor) -> str:
+    """A float32 tensor's bytes in base64: the page's exact numbers, in a third of JSON's size."""
+    return base64.b64encode(x.contiguous().float().numpy().tobytes()).decode()
+
+
+def text_float32(text: str, shape: tuple[int, ...]) -> torch.Tensor:
+    return torch.from_numpy(np.frombuffer(base64.b64decode(text), dtype=np.float32).copy()).reshape(shape)
+
+
+class RandomFaces(gr.HTML):
+    """Random faces drawn in the page (facevae/web/random.js), each on a <canvas> in #random-faces.
+    Its value is the draw: {"centers", "offsets" (float32_text, count×latent_dim each), "count",
+    "temperature"}, face i the latent centers[i] + temperature·offsets[i] (latent_parts): the
+    Temperature slider changes only the value's temperature, in the page, and the faces are drawn
+    anew with no call to the server. Where the page cannot decode, its server function draws them."""
+
+    TEMPLATE = ("<div id='random-faces' class='faces' data-draws='0'></div>"
+                "<div class='random-footer'><span class='random-mode'>Loading the decoder…</span>"
+                "<a class='random-download' download='faces.png' href='#'>Download PNG</a></div>")
+    STYLE = """
+        .faces { display: grid; grid-template-columns: repeat(auto-fill, minmax(112px, 1fr)); gap: 4px; min-height: 120px; }
+        .faces canvas { width: 100%; aspect-ratio: 1; image-rendering: auto; }
+        .random-footer { display: flex; justify-content: space-between; font-size: var(--text-sm);
+                         color: var(--body-text-color-subdued); margin-top: 4px; }
+    """
+
+    def __init__(self, pipeline: FacePipeline, **kwargs):
+        latent_dim = pipeline.model.latent_dim
+
+        def decode_faces(value):
+            """The faces as PNG data URLs, for a page that cannot decode them itself."""
+            try:
+                z = random_latents(value, latent_dim)
+            except (KeyError, TypeError, ValueError) as error:
+                return {"error": f"cannot draw these faces: {error}"}
+            return {"pngs": [data_url(face) for face in pipeline.decode(z)]}
+
+        onnx = pipeline.model.onnx.get("decoder")
+        super().__init__(value=None, html_template=self.TEMPLATE, css_template=self.STYLE, js_on_load=PAGE_MODULE_JS,
+                         server_functions=[decode_faces], apply_default_css=False, module_url=web_url(WEB / "random.js"),
+                         runtime_url=web_url(WEB / "vendor" / "onnxruntime-web"),
+                         onnx_url=web_url(onnx) if onnx is not None else None, size=pipeline.model.image_size,
+                         **kwargs)
+
+    def preprocess(self, payload):
+        return payload
+
+    def postprocess(self, value):
+        return value
+
+    def api_info(self):
+        return {"type": "object"}
+
+
+def random_latents(value: dict, latent_dim: int) -> torch.Tensor:
+    """A RandomFaces value's latents, as the page computes them."""
+    count = int(value["count"])
+    centers, offsets = (text_float32(value[key], (count, latent_dim)) for key in ("centers", "offsets"))
+    return centers + float(value["temperature"]) * offsets
 
 
 def random_faces_tab(pipeline: FacePipeline) -> RandomFacesTab:
@@ -632,6 +710,13 @@ def random_faces_tab(pipeline: FacePipeline) -> RandomFacesTab:
         faces = pipeline.sample(int(count), int(seed or 0), float(temperature), prior)
         gallery = [image_file(face, f"face-{i + 1}.png") for i, face in enumerate(faces)]
         return gallery, save_output(grid_png(faces), f"faces-{prior}-seed{int(seed or 0)}.png")
+
+    @user_errors
+    def draw(count, seed, temperature, prior):
+        """The faces' value: the seed's latents as centres and offsets, which the page draws."""
+        centers, offsets = latent_parts(pipeline, int(count), int(seed or 0), prior)
+        return dict(centers=float32_text(centers), offsets=float32_text(offsets), count=int(count),
+                    temperature=float(temperature))
 
     def share_state(count, seed, temperature, prior):
         return "?share=" + encode_state(dict(tab="random", count=int(count), seed=int(seed or 0),
@@ -646,18 +731,25 @@ def random_faces_tab(pipeline: FacePipeline) -> RandomFacesTab:
             temperature = gr.Slider(0.1, 1.5, value=1.0, step=0.05, label="Temperature")
             prior = gr.Radio(pipeline.priors, value=pipeline.priors[-1], label="Prior",
                              info="mixture: a Gaussian mixture fitted to the training faces' latents")
-        draw = gr.Button("Draw faces", variant="primary")
-        gallery = gr.Gallery(label="Faces", columns=4, height="auto", object_fit="contain")
-        grid_file = gr.File(label="Grid as PNG")
+        draw_button = gr.Button("Draw faces", variant="primary")
+        faces = RandomFaces(pipeline, elem_id="random-faces-block")
         share, link = share_row("random")
         inputs = [count, seed, temperature, prior]
         # /sample answers API callers with one PNG of all the faces (one download, not one per
-        # face); the button fills the gallery, also callable as /sample_gallery.
-        grid_event = gr.Button(visible=False)
-        grid_event.click(sample, inputs, gr.Image(visible=False), api_name="sample")
-        draw.click(sample_gallery, inputs, [gallery, grid_file], api_name="sample_gallery")
+        # face); /sample_gallery with each face and the grid, as the tab did before the page drew them.
+        gr.Button(visible=False).click(sample, inputs, gr.Image(visible=False), api_name="sample")
+        gr.Button(visible=False).click(sample_gallery, inputs, [gr.Gallery(visible=False), gr.File(visible=False)],
+                                       api_name="sample_gallery")
+        draw_button.click(draw, inputs, faces, api_visibility="private")
+        for control in (count, seed, prior):  # a new draw: the latents come from the server
+            control.change(draw, inputs, faces, api_visibility="private", trigger_mode="always_last")
+        # the temperature moves the faces in the page: fn=None, nothing is sent
+        temperature.input(None, [faces, temperature], faces, js=RANDOM_TEMPERATURE_JS)
         wire_share(share, share_state, inputs, link)
-    return RandomFacesTab(inputs, sample_gallery, [gallery, grid_file])
+    return RandomFacesTab(inputs, draw, [faces])
+
+
+RANDOM_TEMPERATURE_JS = "(faces, temperature) => faces && {...faces, temperature}"
 
 
 # ---------------------------------------------------------------- Morph
@@ -898,8 +990,7 @@ def restore_from_link(pipeline: FacePipeline, tabs: gr.Tabs, random: RandomFaces
                       explorer: ExplorerTab):
     """The handler of the page's load event: a ?share= link sets its tab's controls and latents."""
     latent_dim = pipeline.model.latent_dim
-    restored_tab = gr.State(None)
-    outputs = [tabs, restored_tab, *random.inputs, *morph.inputs[4:], *explorer.attribute_sliders.values(),
+    outputs = [tabs, *random.inputs, *morph.inputs[4:], *explorer.attribute_sliders.values(),
                explorer.dimensions, *explorer.dimension_sliders, *explorer.pc_sliders, explorer.shared]
 
     def restore(request: gr.Request):
@@ -928,12 +1019,12 @@ def restore_from_link(pipeline: FacePipeline, tabs: gr.Tabs, random: RandomFaces
                 updates.update(zip(explorer.pc_sliders, state["pcs"]))
             else:
                 raise ShareError("this share link is not one of FaceVAE's")
-            updates[tabs], updates[restored_tab] = gr.Tabs(selected=state["tab"]), state["tab"]
+            updates[tabs] = gr.Tabs(selected=state["tab"])
         except (ShareError, KeyError, TypeError, ValueError) as error:
             gr.Warning(str(error) if isinstance(error, ShareError) else "this share link is damaged")
         return [updates[c] for c in outputs]
 
-    return restore, outputs, restored_tab
+    return restore, outputs
 
 
 def build_demo(pipeline: FacePipeline) -> gr.Blocks:
@@ -951,25 +1042,14 @@ def build_demo(pipeline: FacePipeline) -> gr.Blocks:
 
         ping_button = gr.Button(visible=False)
         ping_button.click(lambda: "ok", None, gr.Textbox(visible=False), api_name="ping")
-        restore, restored, restored_tab = restore_from_link(pipeline, tabs, random, morph, explorer)
+        restore, restored = restore_from_link(pipeline, tabs, random, morph, explorer)
         load = demo.load(restore, None, restored, api_visibility="private")
         # The explorer and the morph open with a face: their latents (the page decodes them)
         load.then(explorer.render, explorer.inputs, explorer.face, api_visibility="private")
         load.then(morph.render, morph.inputs, morph.blend, api_visibility="private")
-        # The random faces draw on load only when a link opened them: an ordinary page load costs no more.
-        load.then(when_shared("random", random.draw, len(random.outputs)), [restored_tab, *random.inputs],
-                  random.outputs, api_visibility="private")
+        # The random faces' latents (a few kB; the page draws them when their tab is first shown)
+        load.then(random.draw, random.inputs, random.outputs, api_visibility="private")
     return demo
-
-
-def when_shared(tab: str, handler, outputs: int):
-    """handler, run only when the page was opened from a share link of this tab."""
-    def run(restored_tab, *inputs):
-        if restored_tab == tab:
-            return handler(*inputs)
-        return [gr.update()] * outputs
-
-    return run
 
 
 def main() -> None:

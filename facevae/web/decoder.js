@@ -8,7 +8,7 @@
 import { loadSession } from './runtime.js';
 
 export async function loadDecoder(ort, url) {
-  // -> {decode(z), vjp(z, cotangent)}; ort: ONNX Runtime Web's module (runtime.js's loadRuntime)
+  // -> {decode(z), decodeAll(latents), vjp(z, cotangent)}; ort: ONNX Runtime Web's module (runtime.js's loadRuntime)
   const session = await loadSession(ort, url);
   const latent = (z) => new ort.Tensor('float32', Float32Array.from(z), [1, z.length]);
   const noCotangent = new ort.Tensor('float32', new Float32Array(0), [0, 3, 0, 0]);
@@ -17,6 +17,15 @@ export async function loadDecoder(ort, url) {
     // one latent's face: planes
     const { image } = await session.run({ z: latent(z), cotangent: noCotangent });
     return image.data;
+  }
+
+  async function decodeAll(latents) {
+    // several latents' faces in one run: an array of planes
+    const n = latents.length, dim = latents[0].length, z = new Float32Array(n * dim);
+    latents.forEach((row, i) => z.set(row, i * dim));
+    const { image } = await session.run({ z: new ort.Tensor('float32', z, [n, dim]), cotangent: noCotangent });
+    const size = image.data.length / n;
+    return Array.from({ length: n }, (_, i) => image.data.subarray(i * size, (i + 1) * size));
   }
 
   async function vjp(z, cotangent) {
@@ -28,5 +37,5 @@ export async function loadDecoder(ort, url) {
     return { image: image.data, zGrad: zGrad.data };
   }
 
-  return { decode, vjp };
+  return { decode, decodeAll, vjp };
 }

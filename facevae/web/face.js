@@ -9,7 +9,7 @@
 
 import { drawPlanes, drawUrl } from './canvas.js';
 import { loadDecoder } from './decoder.js';
-import { loadRuntime } from './runtime.js';
+import { firstShown, loadRuntime } from './runtime.js';
 
 export function lerp(z0, z1, t) {
   // torch.lerp's formula: exact at both ends
@@ -70,19 +70,6 @@ async function browserDecoder(props, server) {
   return (value) => decoder.decode(latentOf(value, basis));  // 3×H×W in [0, 1]
 }
 
-function whenShown(element) {
-  // resolves the first time the element is on screen: a tab's faces load their runtime and decoder
-  // when the tab is first opened, not with the page
-  return new Promise((resolve) => {
-    const observer = new IntersectionObserver((entries) => {
-      if (!entries.some((entry) => entry.isIntersecting)) return;
-      observer.disconnect();
-      resolve();
-    });
-    observer.observe(element);
-  });
-}
-
 export function mount(element, props, server, watch) {
   const canvas = element.querySelector('canvas'), note = element.querySelector('.face-mode');
   let draw = null, pending = null, busy = false, frames = 0;
@@ -123,7 +110,7 @@ export function mount(element, props, server, watch) {
     event.currentTarget.href = canvas.toDataURL('image/png');
   });
   watch('value', () => show(props.value));
-  whenShown(element).then(() => browserDecoder(props, server)).then((decode) => {
+  firstShown(element).then(() => browserDecoder(props, server)).then((decode) => {
     element.dataset.mode = 'browser';
     note.textContent = 'Decoded in this browser (WebAssembly).';
     draw = async (value) => drawPlanes(canvas, await decode(value));

@@ -22,6 +22,19 @@ export function missingSupport() {
   return null;
 }
 
+export function firstShown(element) {
+  // resolves the first time the element is on screen: a tab's blocks load their runtime and models
+  // when the tab is first opened, not with the page
+  return new Promise((resolve) => {
+    const observer = new IntersectionObserver((entries) => {
+      if (!entries.some((entry) => entry.isIntersecting)) return;
+      observer.disconnect();
+      resolve();
+    });
+    observer.observe(element);
+  });
+}
+
 export function loadRuntime(runtimeUrl) {
   const url = new URL(runtimeUrl, location.href).href;
   if (!runtimes.has(url)) runtimes.set(url, importRuntime(url));

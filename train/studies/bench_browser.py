@@ -16,9 +16,18 @@ In headless Chromium (Debian's), with every other host blocked:
    enlarged to each of --sides); the requests and bytes each photo sends, the server's CPU per
    photo; --people pages choosing a photo at once (each its first, so its models load then too); the live
    mirror's faces per second from a fake camera, and what it sends.
+5. The first visit (--first-visit alone; also after the rest), this checkout against --before-ref:
+   the bytes each file took on the wire and its size uncompressed, on the way to the explorer's
+   first face and to a refined photo (each in a fresh browser context: nothing cached), and the
+   time to each at 10 Mbit/s (Chromium's network throttling, 20 ms latency).
+6. The weights' precision (--precision, alone, no browser): the shipped float16 files' outputs
+   against the float32 model's (PSNR, facevae.export), and what int8 weights (symmetric, one scale
+   per output channel, simulated in torch) would do to the same outputs and to the pixels.
+7. Random faces (--random, alone): the redraws per second while the Temperature slider moves every
+   4 ms (16 and 64 faces, drawn in the page), and the requests to the server's queue or API meanwhile.
 
-Reproduces: docs/browser.md, "Measured" (parts 1-3: decode times, requests, slider-to-pixels)
-and "Photos and the mirror" (part 4, --photos-only).
+Reproduces: docs/browser.md, "Measured" (parts 1-3: decode times, requests, slider-to-pixels),
+"Photos and the mirror" (part 4, --photos-only) and "The first visit" (parts 5-7).
 """
 from __future__ import annotations
 
@@ -287,6 +296,37 @@ def measure_first_visits(browser, apps: dict[str, str], per_file: bool = True) -
             print(f"     {label:7} at 10 Mbit/s (20 ms latency): {took:5.1f} s from opening the page")
 
 
+RANDOM_DRAWS_JS = SLIDER_JS + """async ([seconds, start, step]) => {
+    const input = slider('Temperature'), box = document.querySelector('#random-faces');
+    const first = Number(box.dataset.draws), begin = performance.now();
+    let i = 0;
+    while (performance.now() - begin < seconds * 1000) {
+        move(input, (start - (1 + i++ % 10) * step).toFixed(2));
+        await new Promise((r) => setTimeout(r, 4));
+    }
+    await new Promise((r) => setTimeout(r, 300));
+    return { draws: Number(box.dataset.draws) - first, seconds: (performance.now() - begin) / 1000, moves: i };
+}"""
+
+
+def measure_random(browser, url: str, seconds: float = 3) -> None:
+    print("7. Random faces drawn in the page while the temperature moves (every 4 ms)")
+    for count in (16, 64):
+        page = open_app(browser, url, tab="Random faces")
+        page.wait_for_function("() => Number(document.querySelector('#random-faces')?.dataset.draws) >= 1",
+                               timeout=120_000)
+        page.evaluate(SLIDER_JS + "(count) => move(slider('Count'), count)", count)
+        page.wait_for_function(f"() => document.querySelectorAll('#random-faces canvas').length === {count}",
+                               timeout=120_000)
+        page.wait_for_timeout(1000)
+        before = len(page.app_requests)
+        result = page.evaluate(RANDOM_DRAWS_JS, [seconds, 1.0, 0.05])
+        calls = [u for u in page.app_requests[before:] if any(c in u for c in ("queue/join", "/call/", "/run/"))]
+        print(f"   {count:2d} faces: {result['draws'] / result['seconds']:.1f} redraws per second "
+              f"({result['moves']} moves in {result['seconds']:.1f} s); {len(calls)} requests to the queue or API")
+        page.context.close()
+
+
 def int8_weights(model):
     """A copy of model with each weight matrix and kernel rounded to int8, one scale per output channel."""
     import copy
@@ -484,6 +524,7 @@ def main(argv=None) -> None:
     parser.add_argument("--photos-only", action="store_true", help="part 4 alone")
     parser.add_argument("--first-visit", action="store_true", help="part 5 alone")
     parser.add_argument("--precision", action="store_true", help="part 6 alone (no browser)")
+    parser.add_argument("--random", action="store_true", help="part 7 alone")
     parser.add_argument("--before-ref", default="293d269", help="the commit part 5 compares against (before issue 48)")
     args = parser.parse_args(argv)
     if args.precision:
@@ -500,6 +541,9 @@ def main(argv=None) -> None:
         apps = [("browser", ROOT), ("server", ROOT), ("baseline", Path(baseline))]
         processes = {}
         try:
+            if args.random:
+                measure_random(browser, app_url(processes, ROOT))
+                return
             if not (args.photos_only or args.first_visit):
                 runtime_alone(browser, args.runs)
                 for mode, folder in apps:
