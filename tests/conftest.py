@@ -1,13 +1,23 @@
-"""Shared fixtures: small synthetic images, made here (no real faces are stored in tests)."""
+"""Shared fixtures: small synthetic images, made here (no real faces are stored in tests); one
+cache of decoded images, one app server and one headless Chromium for the whole session."""
 from __future__ import annotations
 
 import os
+import shutil
+import socket
+from pathlib import Path
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 import numpy as np
 import pytest
 from PIL import Image, ImageDraw
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+needs_chromium = pytest.mark.skipif(not Path(CHROMIUM).exists(),
+                                    reason="Debian's chromium is not installed (.ci/run installs it)")
 
 
 def synthetic_face(seed: int, size=(178, 218)) -> Image.Image:
@@ -51,6 +61,67 @@ def celeba_dir(tmp_path_factory):
     return root
 
 
-@pytest.fixture(autouse=True)
-def _cache_in_tmp(tmp_path, monkeypatch):
-    monkeypatch.setenv("FACEVAE_CACHE", str(tmp_path / "cache"))
+@pytest.fixture(scope="session", autouse=True)
+def _cache_in_tmp(tmp_path_factory):
+    """Decoded images are cached in a folder of this session's, not in ~/.cache: shared by its tests,
+    as the cache is keyed by each file's path and size (a test's own files are in its own tmp_path)."""
+    before = os.environ.get("FACEVAE_CACHE")
+    os.environ["FACEVAE_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+    yield
+    if before is None:
+        os.environ.pop("FACEVAE_CACHE")
+    else:
+        os.environ["FACEVAE_CACHE"] = before
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def app_server():
+    """The app with the bundled model, served on a free port of 127.0.0.1 for the whole session (its
+    build and launch take seconds); the launched Blocks (local_url: its address)."""
+    from app import CSS, build_demo
+    from facevae import load_model
+    from facevae.pipeline import FacePipeline
+
+    demo = build_demo(FacePipeline(load_model()))
+    demo.queue(default_concurrency_limit=2).launch(server_name="127.0.0.1", server_port=free_port(), css=CSS,
+                                                   prevent_thread_lock=True, max_file_size=20 * 2**20, quiet=True)
+    yield demo
+    demo.close()
+
+
+@pytest.fixture(scope="session")
+def playwright():
+    """Playwright's sync API for the session. While it runs, this thread has a running event loop
+    (asyncio.run fails in it): the tests that use it run last (pytest_collection_modifyitems)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        yield p
+
+
+@pytest.fixture(scope="session")
+def chromium(playwright):
+    """Debian's headless Chromium, launched once for the session: each test opens a context of its own
+    (its own cookies, storage and cache: a person of its own)."""
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Debian's chromium is not installed (.ci/run installs it)")
+    browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+    yield browser
+    browser.close()
+
+
+def pytest_collection_modifyitems(items):
+    """The test files that use the browser run last, in their order, the rest in theirs: from the first
+    browser test on the session's Playwright holds an event loop in this thread (see playwright).
+    Their tests are marked `browser` (a quick local run: -m "not browser")."""
+    uses_browser = {item.module for item in items if "playwright" in getattr(item, "fixturenames", ())}
+    for item in items:
+        if "playwright" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.browser)
+    items.sort(key=lambda item: getattr(item, "module", None) in uses_browser)

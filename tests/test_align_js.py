@@ -9,7 +9,6 @@ given numpy's (options.noise) the faces agree to the pixel (but for a level here
 a frame is completed: OpenCV blurs in float32, align.js in double), without it they differ by the
 noise alone, beyond the photo."""
 import io
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +18,8 @@ from PIL import Image
 from facevae import align
 from facevae.photo import load_photo
 from facevae.preprocess import crop_celeba
-from train.studies.measure_align_js import ALIGN, FLAGS, from_b64, numpy_noise, open_align_page, psnr, serve, to_b64
+from conftest import needs_chromium
+from train.studies.measure_align_js import ALIGN, from_b64, numpy_noise, open_align_page, psnr, serve, to_b64
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = sorted(str(path) for path in (ROOT / "assets" / "examples").glob("*.jpg"))
@@ -36,22 +36,19 @@ ASTRONAUT = str(ROOT / "assets" / "examples" / "astronaut.jpg")
 SAME_NOISE_PSNR = 50.0
 OWN_NOISE_PSNR = 35.0
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed (.ci/run installs it)")
+pytestmark = needs_chromium
 
 
 @pytest.fixture(scope="module")
-def page():
+def page(chromium):
     """A page of facevae/ served over HTTP (no app) with align.js imported and placeLandmarks
-    calling dlib in Python (train.studies.measure_align_js's harness); it reaches nothing else."""
-    from playwright.sync_api import sync_playwright
-
-    with serve() as site, sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        page = open_align_page(browser, site)
+    calling dlib in Python (train.studies.measure_align_js's harness), in the session's Chromium;
+    it reaches nothing else."""
+    with serve() as site:
+        page = open_align_page(chromium, site)
         yield page
         assert not page.foreign_requests
-        browser.close()
+        page.context.close()
 
 
 def upright_detections(photo: np.ndarray) -> list[dict]:

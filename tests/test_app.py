@@ -1,5 +1,4 @@
 """The app through its HTTP API, as gradio_client users (and the browser) reach it."""
-import socket
 import struct
 import zlib
 
@@ -10,26 +9,15 @@ from PIL import Image
 gr = pytest.importorskip("gradio")
 from gradio_client import Client, handle_file  # noqa: E402
 
-from app import CSS, build_demo  # noqa: E402
 from facevae import load_model  # noqa: E402
-from facevae.pipeline import FacePipeline  # noqa: E402
 
 ASTRONAUT = "assets/examples/astronaut.jpg"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
-def server():
-    demo = build_demo(FacePipeline(load_model()))
-    demo.queue(default_concurrency_limit=2).launch(server_name="127.0.0.1", server_port=free_port(), css=CSS,
-                                                   prevent_thread_lock=True, max_file_size=20 * 2**20, quiet=True)
-    yield demo
-    demo.close()
+def server(app_server):
+    """The app with the bundled model: the session's (conftest.app_server)."""
+    return app_server
 
 
 @pytest.fixture(scope="module")

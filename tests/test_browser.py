@@ -3,7 +3,6 @@ photo, reconstructs it, morphs, draws faces, drags sliders whose faces the page 
 every host but the app's is blocked. Screenshots go to $FACEVAE_SCREENSHOTS or a tmp dir."""
 import base64
 import os
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -12,25 +11,19 @@ import torch
 from gradio_client import handle_file
 from PIL import Image
 
+from conftest import CHROMIUM, CHROMIUM_FLAGS, needs_chromium
 from test_app import ASTRONAUT, client, server  # noqa: F401  (the app server and its API client)
 
 HOPPER = "assets/examples/grace_hopper.jpg"
 PAGE_ALIGNED_PSNR = 20.0  # dB between the page's aligned face and the server's (see the test)
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed (.ci/run installs it)")
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+pytestmark = needs_chromium
 
 
 @pytest.fixture
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        yield browser
-        browser.close()
+def browser(chromium):
+    """The session's Chromium (conftest.chromium); each page below opens in a context of its own."""
+    return chromium
 
 
 @pytest.fixture
@@ -40,8 +33,11 @@ def browser_page(browser, server):  # noqa: F811
     page.foreign_requests, and every request to the app in page.app_requests. init_script runs
     before the page's own scripts; viewport: width and height in CSS pixels. page.sent keeps
     (url, body) of every request to the app that carries a body."""
+    contexts = []
+
     def open_page(url, init_script=None, viewport=(1280, 1000)):
         context = browser.new_context(viewport={"width": viewport[0], "height": viewport[1]})
+        contexts.append(context)
         foreign, app, sent = [], [], []
 
         def only_the_app(route):
@@ -69,7 +65,9 @@ def browser_page(browser, server):  # noqa: F811
         page.get_by_text("Weights:").wait_for(timeout=60_000)
         return page
 
-    return open_page
+    yield open_page
+    for context in contexts:  # the browser outlives the test: its pages stop here
+        context.close()
 
 
 @pytest.fixture
@@ -412,12 +410,14 @@ def test_the_pages_latent_arithmetic_is_the_pipelines(server, browser):  # noqa:
                    for a, b in pairs for t in (0.0, 0.3, 0.5, 1.0) for method in ("spherical", "linear")]
     expected += [INTERPOLATIONS[case["method"]](torch.tensor(case["a"]), torch.tensor(case["b"]), case["t"])
                  for case in morph_cases]
-    page = browser.new_page()
+    context = browser.new_context()
+    page = context.new_page()
     page.goto(server.local_url + web_url(WEB / "face.js"))  # a page of the app's origin, to import the module
     latents = page.evaluate("""async ([url, cases, basis]) => {
         const face = await import(url);
         return cases.map(value => Array.from(face.latentOf(value, basis)));
     }""", [server.local_url + web_url(WEB / "face.js"), explore_cases + morph_cases, basis])
+    context.close()
     for got, want in zip(latents, expected, strict=True):
         assert np.abs(np.array(got) - want.numpy()).max() < 1e-4
 
@@ -438,20 +438,37 @@ def fake_camera_video(path: Path, frames: int = 20) -> Path:
     return path
 
 
-def camera_page(server, tmp_path, p, init_script=None):  # noqa: F811
-    """A page of the app whose camera shows fake_camera_video; page.sent as browser_page keeps it."""
-    video = fake_camera_video(tmp_path / "camera.y4m")
+@pytest.fixture(scope="module")
+def camera_browser(playwright, tmp_path_factory):
+    """A second Chromium, launched once for the camera's tests: its camera shows fake_camera_video."""
+    video = fake_camera_video(tmp_path_factory.mktemp("camera") / "camera.y4m")
     camera_flags = ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
                     f"--use-file-for-fake-video-capture={video}"]
-    browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS + camera_flags)
-    context = browser.new_context(viewport={"width": 1280, "height": 1000}, permissions=["camera"])
-    if init_script:
-        context.add_init_script(init_script)
-    page = context.new_page()
-    page.sent = []
-    page.on("request", lambda request: page.sent.append(request.url) if request.post_data_buffer else None)
-    page.goto(server.local_url, wait_until="load", timeout=90_000)
-    return page
+    browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS + camera_flags)
+    yield browser
+    browser.close()
+
+
+@pytest.fixture
+def camera_page(camera_browser, server):  # noqa: F811
+    """Opens a page of the app (with an init_script, if given) in a context of its own whose camera
+    shows fake_camera_video; page.sent as browser_page keeps it."""
+    contexts = []
+
+    def open_page(init_script=None):
+        context = camera_browser.new_context(viewport={"width": 1280, "height": 1000}, permissions=["camera"])
+        contexts.append(context)
+        if init_script:
+            context.add_init_script(init_script)
+        page = context.new_page()
+        page.sent = []
+        page.on("request", lambda request: page.sent.append(request.url) if request.post_data_buffer else None)
+        page.goto(server.local_url, wait_until="load", timeout=90_000)
+        return page
+
+    yield open_page
+    for context in contexts:
+        context.close()
 
 
 def run_mirror(page, frames: int) -> None:
@@ -461,36 +478,30 @@ def run_mirror(page, frames: int) -> None:
                            timeout=90_000)
 
 
-def test_the_live_mirror_reconstructs_the_camera_in_the_page_and_sends_nothing(server, shots, tmp_path):  # noqa: F811
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        page = camera_page(server, tmp_path, p)
-        page.wait_for_selector("#mirror [data-mode=browser]", state="attached", timeout=60_000)
-        before = len(page.sent)
-        run_mirror(page, 10)
-        assert page.sent[before:] == []  # not one frame, nor anything else, was sent
-        assert "PSNR" in page.locator("#mirror-status").inner_text()  # a face was found
-        assert shown_face(page, "#mirror-reconstruction canvas").std() > 10  # a face, not a blank canvas
-        page.locator("#mirror-reconstruction").scroll_into_view_if_needed()
-        page.screenshot(path=str(shots / "live_mirror.png"))
-        page.get_by_role("button", name="Stop").click()
+def test_the_live_mirror_reconstructs_the_camera_in_the_page_and_sends_nothing(camera_page, shots):
+    page = camera_page()
+    page.wait_for_selector("#mirror [data-mode=browser]", state="attached", timeout=60_000)
+    before = len(page.sent)
+    run_mirror(page, 10)
+    assert page.sent[before:] == []  # not one frame, nor anything else, was sent
+    assert "PSNR" in page.locator("#mirror-status").inner_text()  # a face was found
+    assert shown_face(page, "#mirror-reconstruction canvas").std() > 10  # a face, not a blank canvas
+    page.locator("#mirror-reconstruction").scroll_into_view_if_needed()
+    page.screenshot(path=str(shots / "live_mirror.png"))
+    page.get_by_role("button", name="Stop").click()
 
 
-def test_without_webassembly_photos_and_the_mirror_take_the_server_path(server, client, tmp_path):  # noqa: F811
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        page = camera_page(server, tmp_path, p, init_script="delete window.WebAssembly")
-        page.wait_for_selector("#reconstruct-page [data-mode=server]", state="attached", timeout=60_000)
-        assert "photos are sent to the server" in page.locator("#reconstruct-page .photo-note").inner_text()
-        reconstruct_in(page, ASTRONAUT)
-        assert "sent to the server" in page.locator("#reconstruct-page .status").inner_text()
-        aligned, reconstruction = (png_pixels(path) for path in
-                                   client.predict(handle_file(ASTRONAUT), 1, api_name="/reconstruct")[:2])
-        assert np.abs(shown_face(page, "#reconstruct-aligned canvas") - aligned).max() <= 1  # the server's own
-        assert np.abs(shown_face(page, "#reconstruct-refined canvas") - reconstruction).max() <= 1
-        assert page.locator("#mirror").get_by_role("button", name="Start").inner_text() == \
-            "Start (frames go to the server)"
-        run_mirror(page, 3)
-        assert "each frame is sent to the server" in page.locator("#mirror-status").inner_text()
+def test_without_webassembly_photos_and_the_mirror_take_the_server_path(camera_page, client):  # noqa: F811
+    page = camera_page(init_script="delete window.WebAssembly")
+    page.wait_for_selector("#reconstruct-page [data-mode=server]", state="attached", timeout=60_000)
+    assert "photos are sent to the server" in page.locator("#reconstruct-page .photo-note").inner_text()
+    reconstruct_in(page, ASTRONAUT)
+    assert "sent to the server" in page.locator("#reconstruct-page .status").inner_text()
+    aligned, reconstruction = (png_pixels(path) for path in
+                               client.predict(handle_file(ASTRONAUT), 1, api_name="/reconstruct")[:2])
+    assert np.abs(shown_face(page, "#reconstruct-aligned canvas") - aligned).max() <= 1  # the server's own
+    assert np.abs(shown_face(page, "#reconstruct-refined canvas") - reconstruction).max() <= 1
+    assert page.locator("#mirror").get_by_role("button", name="Start").inner_text() == \
+        "Start (frames go to the server)"
+    run_mirror(page, 3)
+    assert "each frame is sent to the server" in page.locator("#mirror-status").inner_text()

@@ -1,28 +1,19 @@
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 
 from facevae.preprocess import images_to_tensor
-
-ROOT = Path(__file__).resolve().parent.parent
+from in_process import run_module
 
 
 def test_latent_stats_and_evaluation_scripts_run_on_a_tiny_folder(celeba_dir, tmp_path):
     run = tmp_path / "run"
-    subprocess.run([sys.executable, "-m", "train.train", "--data", str(celeba_dir), "--out", str(run), "--epochs", "1",
-                    "--batch-size", "8"], cwd=ROOT, check=True, capture_output=True, timeout=300)
-    stats = subprocess.run([sys.executable, "-m", "train.latent_stats", "--model", str(run / "model"), "--data",
-                            str(celeba_dir), "--components", "1,2"], cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert stats.returncode == 0, stats.stderr
+    run_module("train.train", "--data", celeba_dir, "--out", run, "--epochs", 1, "--batch-size", 8)
+    run_module("train.latent_stats", "--model", run / "model", "--data", celeba_dir, "--components", "1,2")
     assert (run / "model" / "latent_stats.safetensors").is_file()
     out_json, out_png = tmp_path / "eval.json", tmp_path / "nearest.png"
-    result = subprocess.run([sys.executable, "-m", "train.evaluate", "--model", str(run / "model"), "--data",
-                             str(celeba_dir), "--samples", "40", "--json", str(out_json), "--nearest-png", str(out_png)],
-                            cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr
+    result = run_module("train.evaluate", "--model", run / "model", "--data", celeba_dir, "--samples", 40,
+                        "--json", out_json, "--nearest-png", out_png)
     metrics = json.loads(out_json.read_text())
     for key in ("mse", "psnr", "psnr_jittered", "ssim", "nelbo_nats", "bits_per_dim", "active_units", "frechet_distance_normal",
                 "frechet_distance_mixture", "sharpness_normal", "sharpness_mixture"):
@@ -31,12 +22,9 @@ def test_latent_stats_and_evaluation_scripts_run_on_a_tiny_folder(celeba_dir, tm
     assert metrics["frechet_distance_normal"] > 0 and out_png.is_file()
     assert "psnr" in result.stdout
     sheet = tmp_path / "sheet.png"
-    compared = subprocess.run([sys.executable, "-m", "train.studies.compare_levers", f"tiny={run / 'model'}",
-                               f"again={run / 'model'}", "--data", str(celeba_dir), "--identity-from", "2",
-                               "--identity-images", "3",
-                               "--components", "1,2", "--samples", "40", "--sheet", str(sheet)],
-                              cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert compared.returncode == 0, compared.stderr
+    compared = run_module("train.studies.compare_levers", f"tiny={run / 'model'}", f"again={run / 'model'}",
+                          "--data", celeba_dir, "--identity-from", 2, "--identity-images", 3, "--components", "1,2",
+                          "--samples", 40, "--sheet", sheet)
     rows = [line for line in compared.stdout.splitlines() if line.startswith(("| tiny ", "| again "))]
     assert len(rows) == 4  # printed as judged, then in the table
     assert rows[0].replace("tiny", "") == rows[1].replace("again", "")  # the same model judged twice alike

@@ -4,7 +4,6 @@ runs them in the page: the files are the manifest's, the ONNX files compute what
 of the conversion compute, and in headless Chromium detect.js finds the example faces and puts
 their 68 landmarks close to dlib's. No network: the page is served from facevae/web alone."""
 import base64
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -23,10 +22,6 @@ PHOTOS = ["assets/examples/astronaut.jpg", "assets/examples/grace_hopper.jpg"]
 # annotations: never zero.
 LANDMARK_TOLERANCE = 0.08
 ONNX_TOLERANCE = 1e-5  # ONNX Runtime vs torch, relative to the largest output magnitude
-
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
 def test_vendored_files_match_manifest():
@@ -74,24 +69,19 @@ FIND_JS = """async ([photo]) => {
 
 
 @pytest.fixture(scope="module")
-def find_in_page():
-    """Runs detect.js in headless Chromium on a photo file: {faces, points (of the first face),
-    fromImageData (the faces found from its ImageData), withMargin (with options), ms}.
+def find_in_page(chromium):
+    """Runs detect.js in headless Chromium (the session's) on a photo file: {faces, points (of the
+    first face), fromImageData (the faces found from its ImageData), withMargin (with options), ms}.
     The page reaches the local server of facevae/web only."""
-    if not Path(CHROMIUM).exists():
-        pytest.skip("Debian's chromium is not installed (.ci/run installs it)")
-    from playwright.sync_api import sync_playwright
-
-    with serving(WEB) as url, sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        page = local_page(browser, url)
+    with serving(WEB) as url:
+        page = local_page(chromium, url)
         page.goto(url)  # the server's listing of facevae/web: a page of the same origin as the modules
 
         def find(photo):
             return page.evaluate(FIND_JS, [base64.b64encode(Path(photo).read_bytes()).decode()])
 
         yield find
-        browser.close()
+        page.context.close()
         assert not page.foreign_requests
 
 

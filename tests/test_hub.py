@@ -65,6 +65,7 @@ def test_push_then_pull_then_load_offline_from_the_cache(tmp_path, hub_env):
 
 
 def test_training_pushes_its_model_at_the_end(celeba_dir, tmp_path, hub_env):
+    """Slow by nature: the training run is a process of its own, as huggingface_hub reads HF_ENDPOINT at import."""
     with FakeHub() as hub:
         result = subprocess.run(
             [sys.executable, "-m", "train.train", "--data", str(celeba_dir), "--out", str(tmp_path / "run"),
@@ -76,6 +77,7 @@ def test_training_pushes_its_model_at_the_end(celeba_dir, tmp_path, hub_env):
 
 
 def test_push_without_a_hub_fails_fast_with_a_clear_message(celeba_dir, tmp_path, hub_env):
+    """Slow by nature: the training run is a process of its own, as huggingface_hub reads HF_ENDPOINT at import."""
     started = time.monotonic()
     result = subprocess.run(
         [sys.executable, "-m", "train.train", "--data", str(celeba_dir), "--out", str(tmp_path / "run"),

@@ -18,6 +18,8 @@ MODEL_REPO, SPACE = "alice/facevae-celeba-128", "alice/facevae"
 
 
 def publish(hub_url, tmp_path, *args, token="hf_alice"):
+    """train.publish as a process of its own: huggingface_hub reads HF_ENDPOINT and HF_HOME at import.
+    Slow by nature where it sends a model: push_model exports its ONNX files again, as a user's run does."""
     env = {**os.environ, "HF_ENDPOINT": hub_url, "HF_HOME": str(tmp_path / "hf"), "HF_HUB_DISABLE_TELEMETRY": "1",
            "PYTHONPATH": str(ROOT)}
     env.pop("HF_TOKEN", None)
@@ -40,6 +42,7 @@ def hub():
 
 
 def test_publish_sends_the_model_and_exactly_the_spaces_files_and_a_second_run_changes_nothing(hub, tmp_path):
+    """Slow by nature: two publishes of the model, each a process that exports its ONNX files (see publish)."""
     result = publish(hub.url, tmp_path, "--model-repo", MODEL_REPO, "--space", SPACE)
     assert result.returncode == 0, result.stderr
     assert f"{hub.url}/{MODEL_REPO}" in result.stdout and f"{hub.url}/spaces/{SPACE}" in result.stdout
@@ -119,6 +122,7 @@ def test_bad_tokens_and_names_of_others_fail_with_one_line_and_upload_nothing(hu
 
 
 def test_a_failure_after_the_model_step_says_what_was_published(hub, tmp_path):
+    """Slow by nature: two publishes, one of them sending the model (see publish)."""
     publish(hub.url, tmp_path, "--space", "carol/app", token="hf_carol")
     result = publish(hub.url, tmp_path, "--model-repo", MODEL_REPO, "--space", "carol/app")
     assert result.returncode == 1

@@ -13,6 +13,7 @@ import sys
 
 import pytest
 
+from in_process import run_module
 from readme_blocks import DOCUMENTS, MARKERS, README, ROOT, readme_blocks
 
 BLOCKS = readme_blocks()
@@ -41,9 +42,13 @@ def test_runnable_blocks_run(block, tmp_path):
 
 @functools.cache
 def help_text(*command: str) -> str:
-    """What `command --help` prints; an assertion error if the command does not exist."""
-    result = subprocess.run([*command, "--help"], cwd=ROOT, capture_output=True, text=True, timeout=120,
-                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    """What `command --help` prints; an assertion error if the command does not exist. `python -m`
+    runs in this process (in_process: a process would cost Python's start and torch's import)."""
+    if command[:2] == (sys.executable, "-m"):
+        result = run_module(command[2], *command[3:], "--help", check=False)
+    else:
+        result = subprocess.run([*command, "--help"], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                                env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert result.returncode == 0, f"{' '.join(command)} --help failed: {result.stderr[-1000:]}"
     return result.stdout
 

@@ -1,19 +1,16 @@
 """facevae/web/refine.js in a real browser (Debian's headless Chromium, driven by Playwright): its
 face weights, its Adam and its refinement of a latent are facevae.losses' and facevae.refine's.
 The repository is served by Python's http.server (not the app); every other host is blocked."""
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from conftest import needs_chromium
 from train.convert_face_api import local_page, serving
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed (.ci/run installs it)")
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+pytestmark = needs_chromium
 ROOT = Path(__file__).resolve().parents[1]
 ASTRONAUT = "assets/examples/astronaut.jpg"
 MODEL = "assets/facevae-celeba-128"
@@ -49,23 +46,19 @@ def site():
 
 
 @pytest.fixture(scope="module")
-def page(site):
-    """A page of the site's origin (to import its modules), with ONNX Runtime Web loaded as the app
-    loads it (runtime.js) and refine.js imported as window.refineJs; page.foreign_requests keeps
-    any request to another host (refused)."""
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        page = local_page(browser, site)
-        page.goto(f"{site}/facevae/web/", wait_until="load")
-        page.evaluate("""async (site) => {
-            const runtime = await import(site + '/facevae/web/runtime.js');
-            window.refineJs = await import(site + '/facevae/web/refine.js');
-            window.ort = await runtime.loadRuntime(site + '/facevae/web/vendor/onnxruntime-web/');
-        }""", site)
-        yield page
-        browser.close()
+def page(site, chromium):
+    """A page of the site's origin (to import its modules), in the session's Chromium, with ONNX
+    Runtime Web loaded as the app loads it (runtime.js) and refine.js imported as window.refineJs;
+    page.foreign_requests keeps any request to another host (refused)."""
+    page = local_page(chromium, site)
+    page.goto(f"{site}/facevae/web/", wait_until="load")
+    page.evaluate("""async (site) => {
+        const runtime = await import(site + '/facevae/web/runtime.js');
+        window.refineJs = await import(site + '/facevae/web/refine.js');
+        window.ort = await runtime.loadRuntime(site + '/facevae/web/vendor/onnxruntime-web/');
+    }""", site)
+    yield page
+    page.context.close()
 
 
 @pytest.fixture(scope="module")

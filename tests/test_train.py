@@ -11,17 +11,15 @@ import torch
 from safetensors.torch import load_file
 
 from facevae import load_model
+from in_process import run_module
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = ["--batch-size", "8", "--threads", "1"]
 
 
-def run_training(*args, check=True, env=None, **popen):
-    cmd = [sys.executable, "-m", "train.train", *TINY, *map(str, args)]
-    result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300, env=env or os.environ.copy())
-    if check and result.returncode != 0:
-        raise AssertionError(result.stdout + result.stderr)
-    return result
+def run_training(*args, check=True) -> subprocess.CompletedProcess:
+    """`python -m train.train` with TINY settings and these arguments, run in this process (see in_process)."""
+    return run_module("train.train", *TINY, *args, check=check)
 
 
 def weights(run: Path) -> dict[str, torch.Tensor]:
@@ -43,6 +41,7 @@ def test_a_run_writes_logs_grids_checkpoint_and_model(celeba_dir, tmp_path):
 
 
 def test_killed_mid_epoch_and_resumed_matches_an_uninterrupted_run(celeba_dir, tmp_path):
+    """Slow by nature: the run to kill is a process of its own (SIGKILL mid-epoch)."""
     common = ["--data", celeba_dir, "--epochs", 6, "--seed", 1, "--val-images", 2]
     straight = tmp_path / "straight"
     run_training(*common, "--out", straight)
@@ -134,6 +133,7 @@ def test_a_plain_image_folder_trains_and_bad_files_do_not_stop_it(faces, tmp_pat
 
 
 def test_torchrun_two_cpu_processes_keep_identical_weights(celeba_dir, tmp_path):
+    """Slow by nature: torchrun starts two worker processes."""
     out = tmp_path / "ddp"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
            str(ROOT / "tests" / "ddp_worker.py"), "--data", str(celeba_dir), "--out", str(out), "--epochs", "1",
@@ -194,6 +194,8 @@ def test_resume_keeps_the_precision_the_run_started_in(celeba_dir, tmp_path):
 
 
 def test_benchmark_runs_with_tiny_settings():
+    """Slow by nature: it times 4 steps of each of its variants (bf16 emulated on CPUs without bf16
+    units), in a process of its own as it is run (in this one it measured slower still)."""
     cmd = [sys.executable, "-m", "train.studies.benchmark", "--steps", "1", "--rounds", "1", "--batch-size", "2"]
     result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
