@@ -42,7 +42,7 @@ def test_the_load_event_restores_each_tab_from_its_link(monkeypatch):
     original = app.restore_from_link
 
     def capture(*args):  # build_demo's own load handler and the tabs it restores
-        captured["restore"], captured["outputs"], _ = result = original(*args)
+        captured["restore"], captured["outputs"] = result = original(*args)
         captured["tabs"] = args
         return result
 
