@@ -32,7 +32,7 @@ def load_model(source: str | os.PathLike | None = None, device: str | torch.devi
     With no source: the repo named by $FACEVAE_MODEL when it loads within 5 seconds, else the
     weights bundled in assets/ (a warning says why). model.source says which weights these are.
     Latent statistics saved beside the weights are attached as model.latent_stats, and the paths of
-    the ONNX files shipped with them (facevae.export: decoder, encoder, decoder_vjp) as model.onnx."""
+    the ONNX files shipped with them (facevae.export: the decoder, which also gives its VJP, and the encoder) as model.onnx."""
     if source is not None:
         return _load(source, device)
     preferred = os.environ.get(MODEL_ENV)
@@ -97,7 +97,7 @@ def push_model(model: FaceVAE, repo_id: str, token: str | None = None, private: 
     """Push config.json + model.safetensors, the ONNX files (exported here from these very
     weights, so they always match) and the latent statistics, when attached, to a Hub model
     repo, in one commit; returns the commit URL. card_folder: a folder whose README.md
-    (the model card) and PNG images go with them. Unchanged files are not uploaded again, and a
+    (the model card) and still images (JPEG, PNG) go with them. Unchanged files are not uploaded again, and a
     push that changes nothing makes no commit. The token defaults to HF_TOKEN or the saved login."""
     from huggingface_hub import HfApi
 
@@ -107,7 +107,8 @@ def push_model(model: FaceVAE, repo_id: str, token: str | None = None, private: 
         if model.latent_stats is not None:
             model.latent_stats.save(folder)
         if card_folder is not None:
-            for path in [Path(card_folder) / "README.md", *sorted(Path(card_folder).glob("*.png"))]:
+            images = [path for pattern in ("*.jpg", "*.png") for path in sorted(Path(card_folder).glob(pattern))]
+            for path in [Path(card_folder) / "README.md", *images]:
                 shutil.copyfile(path, Path(folder) / path.name)
         api = HfApi(token=token)
         api.create_repo(repo_id, private=private, exist_ok=True)

@@ -51,7 +51,7 @@ def test_publish_sends_the_model_and_exactly_the_spaces_files_and_a_second_run_c
     assert {"config.json", "model.safetensors", "latent_stats.safetensors", "README.md"} <= set(model_files)
     # onnx/*.onnx: exported again by push_model, byte for byte the shipped files (the export is
     # deterministic, so a re-publish uploads nothing)
-    for name in ("config.json", "model.safetensors", "latent_stats.safetensors", "README.md", "samples_mixture.png",
+    for name in ("config.json", "model.safetensors", "latent_stats.safetensors", "README.md", "samples_mixture.jpg",
                  "onnx/decoder.onnx", "onnx/encoder.onnx"):
         assert model_files[name] == (BUNDLED / name).read_bytes(), name
 
