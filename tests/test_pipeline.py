@@ -65,7 +65,7 @@ def test_refining_a_tight_photo_brings_the_face_closer_and_the_summary_says_so(t
     from app import refined_summary
 
     path = tmp_path / "tight.jpg"
-    synthetic_face(1, (400, 480)).crop((80, 110, 320, 420)).save(path, quality=95)  # brows to chin, tight
+    synthetic_face(6, (400, 480)).crop((80, 110, 320, 420)).save(path, quality=95)  # brows to chin, tight (seed 6: with phase 16 the frame gets worse, seed 1 no longer)
     pipeline = FacePipeline(load_model())
     encoded = pipeline.reconstruct(str(path))
     refined = pipeline.refined_reconstruction(encoded)
