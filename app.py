@@ -260,7 +260,20 @@ class FaceVAEBlocks(gr.Blocks):
         return super().launch(*args, app_kwargs=app_kwargs, **kwargs)
 
 
-class FaceCanvas(gr.HTML):
+class ValueHTML(gr.HTML):
+    """An HTML block whose value is a plain JSON object, passed through as it is both ways."""
+
+    def preprocess(self, payload):
+        return payload
+
+    def postprocess(self, value):
+        return value
+
+    def api_info(self):
+        return {"type": "object"}
+
+
+class FaceCanvas(ValueHTML):
     """A face drawn on a <canvas> from its latent (facevae/web/face.js): decoded in the browser by
     ONNX Runtime Web, or on the server (its `decode` server function) where the browser cannot.
 
@@ -303,15 +316,6 @@ class FaceCanvas(gr.HTML):
                          runtime_url=web_url(WEB / "vendor" / "onnxruntime-web"),
                          onnx_url=web_url(onnx) if onnx is not None else None,
                          size=pipeline.model.image_size, height=height, filename=filename, **kwargs)
-
-    def preprocess(self, payload):
-        return payload
-
-    def postprocess(self, value):
-        return value
-
-    def api_info(self):
-        return {"type": "object"}
 
 
 def seed_input(label: str, value: int) -> gr.Number:
@@ -649,7 +653,7 @@ def text_float32(text: str, shape: tuple[int, ...]) -> torch.Tensor:
     return torch.from_numpy(np.frombuffer(base64.b64decode(text), dtype=np.float32).copy()).reshape(shape)
 
 
-class RandomFaces(gr.HTML):
+class RandomFaces(ValueHTML):
     """Random faces drawn in the page (facevae/web/random.js), each on a <canvas> in #random-faces.
     Its value is the draw: {"centers", "offsets" (float32_text, count×latent_dim each), "count",
     "temperature"}, face i the latent centers[i] + temperature·offsets[i] (latent_parts): the
@@ -683,15 +687,6 @@ class RandomFaces(gr.HTML):
                          runtime_url=web_url(WEB / "vendor" / "onnxruntime-web"),
                          onnx_url=web_url(onnx) if onnx is not None else None, size=pipeline.model.image_size,
                          **kwargs)
-
-    def preprocess(self, payload):
-        return payload
-
-    def postprocess(self, value):
-        return value
-
-    def api_info(self):
-        return {"type": "object"}
 
 
 def random_latents(value: dict, latent_dim: int) -> torch.Tensor:
