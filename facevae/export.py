@@ -299,10 +299,13 @@ def encoder_psnr(model: FaceVAE, path: str | os.PathLike, n: int = 8, seed: int 
 
 
 def psnr(got: np.ndarray, want: np.ndarray) -> float:
-    """PSNR of got against want in dB, the peak 1 (images in [0, 1]) or want's largest magnitude
-    where that is larger (latents, gradients)."""
-    peak = max(1.0, float(np.abs(want).max()))
-    return float(10 * np.log10(peak ** 2 / max(float(np.mean((got - want) ** 2)), 1e-30)))
+    """PSNR of got against want in dB, inf where they are identical. The peak: 255 for uint8 images
+    (H×W×3, as the page's and Pillow's pixels), else 1 (images in [0, 1]) or want's largest
+    magnitude where that is larger (latents, gradients)."""
+    want = np.asarray(want)
+    peak = 255.0 if want.dtype == np.uint8 else max(1.0, float(np.abs(want).max()))
+    error = float(np.mean((np.asarray(got, np.float64) - want) ** 2))  # float64: uint8 would wrap
+    return float("inf") if error == 0 else float(10 * np.log10(peak ** 2 / error))
 
 
 def _psnrs(path, inputs: dict[str, torch.Tensor], expected: dict[str, torch.Tensor]) -> dict[str, float]:

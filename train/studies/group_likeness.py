@@ -1,6 +1,5 @@
 """Likeness group by group: how often a reconstruction is verified as the person in its photo,
-by race group, age band and gender, on UTKFace portraits no model was trained on (the model
-card's "Bias and limitations" table; docs/training.md, "Likeness for everyone").
+by race group, age band and gender, on UTKFace portraits no model was trained on.
 
     python -m train.studies.group_likeness --utkface ../shared/data/utkface --celeba ../shared/data/celeba \\
         assets/facevae-celeba-128 ~/runs/trial/model
@@ -12,7 +11,7 @@ face the app shows after refining the latent (facevae.refine's defaults, or --re
 
 Two judges, each verifying a face against its own photo (and "rank1": MobileFaceNet finds its
 own photo nearest among all 499, a finer measure where verification nears its ceiling):
-- MobileFaceNet (train.studies.face_judge), in no training loss: cosine at or above the threshold
+- MobileFaceNet (train.likeness), in no training loss: cosine at or above the threshold
   that accepts 1% of different-person pairs among CelebA val photos 1,000-2,999 (as judge_levers);
 - dlib's face recognition ResNet (train.face_recognition's port of it, which the identity loss
   of training also reads, so a second opinion, not an independent one): descriptor distance
@@ -20,6 +19,9 @@ own photo nearest among all 499, a finer measure where verification nears its ce
 Also per group: the PSNR over the pixels the photo covers (the completed frame is no target).
 CelebA's own figures (val PSNR, identity, rank-1, the samples' face-descriptor FD) come from
 train.evaluate and train.studies.judge_levers.
+
+Reproduces: docs/likeness.md, "The shipped model, group by group" (the tables per race group, age
+band and gender), and the model card's "Bias and limitations" table.
 """
 from __future__ import annotations
 
@@ -32,12 +34,12 @@ import numpy as np
 import torch
 
 from facevae import load_model
+from facevae.metrics import masked_psnr
 from facevae.preprocess import images_to_tensor
 from facevae.refine import Refinement
 from train.evaluate import BLUR_SIGMA, gaussian_blur
 from train.face_recognition import SAME_PERSON, descriptors, load_face_recognition_net
-from train.studies.face_judge import load_judge, split_faces, threshold_at_false_accepts
-from train.studies.judge_levers import THRESHOLD_FACES, embeddings, reconstructions
+from train.likeness import THRESHOLD_FACES, identified, load_judge, reconstructions, split_faces, threshold_at_false_accepts
 from train.utkface import AGE_BANDS, GENDERS, RACES, Portrait, age_band, load_part
 
 GROUPINGS = {"race": list(RACES), "age": [age_band(low) for low, _ in AGE_BANDS], "gender": list(GENDERS)}
@@ -49,19 +51,6 @@ def verified(photos: np.ndarray, faces: np.ndarray, judge: str, threshold: float
     if judge == "dlib":
         return np.linalg.norm(faces - photos, axis=1) < threshold
     return np.einsum("ij,ij->i", faces, photos) >= threshold
-
-
-def identified(photos: np.ndarray, faces: np.ndarray) -> np.ndarray:
-    """Per face (unit embeddings), whether its nearest photo among all of them is its own: a
-    finer measure than verification, which a judge passes near its ceiling on these faces."""
-    return (faces @ photos.T).argmax(1) == np.arange(len(faces))
-
-
-def covered_psnr(x: torch.Tensor, y: torch.Tensor, coverage: torch.Tensor) -> np.ndarray:
-    """Per face, the PSNR (dB) of y against x over the pixels the photo covers, each counted by
-    how much it covers (coverage N×1×H×W in [0, 1])."""
-    error = (coverage * (y - x).pow(2)).flatten(1).sum(1) / (coverage.flatten(1).sum(1) * x.shape[1]).clamp_min(1)
-    return (-10 * error.clamp_min(1e-10).log10()).numpy()
 
 
 def group_table(portraits: list[Portrait], columns: dict[str, np.ndarray]) -> list[dict]:
@@ -100,7 +89,7 @@ class Judges:
     @torch.no_grad()
     def embed(self, faces: torch.Tensor, batch_size: int = 100) -> dict[str, np.ndarray]:
         dlib = [descriptors(self.dlib, faces[s:s + batch_size]) for s in range(0, len(faces), batch_size)]
-        return {"mobilefacenet": embeddings(self.mobilefacenet, faces), "dlib": torch.cat(dlib).numpy()}
+        return {"mobilefacenet": self.mobilefacenet.embed(faces, batch_size), "dlib": torch.cat(dlib).numpy()}
 
     def columns(self, name: str, faces: torch.Tensor) -> dict[str, np.ndarray]:
         """"{name} {judge}": per face, verified (0 or 1) by each judge; "{name} rank1": identified
@@ -145,7 +134,7 @@ def main(argv=None) -> None:
         for name, settings in (("encoder", None), ("refined", refinement)):
             y = reconstructions(model, x, settings)
             columns.update(judges.columns(name, y))
-            columns[f"{name} psnr"] = covered_psnr(x, y, coverage)
+            columns[f"{name} psnr"] = masked_psnr(x, y, coverage).numpy()  # the completed frame is no target
         tables[folder] = group_table(part.portraits, columns)
         print(f"\n{folder} (refined: {args.refine_steps} steps, detail boost {args.refine_boost})\n"
               f"{format_table(tables[folder])}", flush=True)

@@ -1,5 +1,5 @@
 """Issue 34's levers judged by a face network that is in no loss: MobileFaceNet
-(train.studies.face_judge), beside PSNR, SSIM and the detail figure, for the encoder alone and
+(train.likeness), beside PSNR, SSIM and the detail figure, for the encoder alone and
 for the latent refined as the app refines an upload (facevae.refine's defaults; --refine-boost
 tries other detail boosts for the refinement's aim).
 
@@ -18,9 +18,11 @@ With --samples N, each model's mixture-prior samples get a face-descriptor FD: t
 between the judge's embeddings of N samples and of all the split's photos; three disjoint sets of N
 training photos are scored the same way, the yardstick (real faces of other people, at that count).
 
-Reproduces: docs/training.md, "Its figures" (the MobileFaceNet rows, --images 1000; the
-face-descriptor FD, --samples 2000) and the tables of "Identity through dlib's ResNet", "Detail
-the decoder can afford" and "The refinement's aim" (--refine-boost).
+Reproduces: docs/training.md, "Its figures, and how to reproduce them" (phase 16's MobileFaceNet
+figures and the table's MobileFaceNet rows, --images 1000; the face-descriptor FD, --samples
+2000; quoted in docs/identity.md, "What ships", and docs/likeness.md's CelebA paragraph) and the
+tables of "Identity through dlib's ResNet", "Detail the decoder can afford" and "The
+refinement's aim" (--refine-boost).
 """
 from __future__ import annotations
 
@@ -29,38 +31,16 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from facevae import load_model
 from facevae.losses import luminance
 from facevae.metrics import detail_energy, psnr, ssim
 from facevae.preprocess import images_to_tensor
-from facevae.refine import Refinement, refine_latents
+from facevae.refine import Refinement
 from train.evaluate import disjoint_sets, draw, frechet_distance, gaussian_blur
-from train.studies.face_judge import (load_judge, other_photos, split_faces, threshold_at_false_accepts,
-                                      verification_report)
-
-THRESHOLD_FACES = slice(1000, 3000)
-
-
-def reconstructions(model, x: torch.Tensor, refinement: Refinement | None, batch_size: int = 50) -> torch.Tensor:
-    """The posterior-mean reconstructions of x, or those of the latents refined with these settings."""
-    out = []
-    for start in range(0, len(x), batch_size):
-        chunk = x[start:start + batch_size]
-        with torch.no_grad():
-            z = model.encode(chunk)[0]
-        if refinement is not None:
-            z = refine_latents(model, chunk, z, refinement)[0]
-        with torch.no_grad():
-            out.append(model.decode(z))
-    return torch.cat(out)
-
-
-def embeddings(judge, y: torch.Tensor, batch_size: int = 100) -> np.ndarray:
-    """The judge's embeddings of N faces, in batches (its interpreter keeps every layer's output)."""
-    return torch.cat([judge(y[start:start + batch_size]) for start in range(0, len(y), batch_size)]).numpy()
+from train.likeness import (THRESHOLD_FACES, load_judge, other_photos, reconstructions, split_faces,
+                            threshold_at_false_accepts, verification_report)
 
 
 # Frequencies (cycles per 128 px, vertical and horizontal) of the decoder's lattices of 2, 4 and 8 px,
@@ -116,7 +96,7 @@ def main(argv=None) -> None:
 
     def row(name: str, y: torch.Tensor) -> None:
         figures = pixel_figures(x, y)
-        figures.update(verification_report(photos, embeddings(judge, y), people[:n], threshold, gallery, gallery_people))
+        figures.update(verification_report(photos, judge.embed(y), people[:n], threshold, gallery, gallery_people))
         print(name, json.dumps({k: round(v, 4) for k, v in figures.items()}), flush=True)
 
     row("photos", x)
@@ -134,7 +114,7 @@ def main(argv=None) -> None:
             refinement = replace(Refinement(), detail_boost=boost)
             row(f"{folder}: refined (detail boost {boost})", reconstructions(model, x, refinement))
         if args.samples:
-            samples = embeddings(judge, draw(model, args.samples, "mixture"))
+            samples = judge.embed(draw(model, args.samples, "mixture"))
             print(f"{folder}: samples", json.dumps({"face_descriptor_fd": round(frechet_distance(samples, every_photo), 4)}),
                   flush=True)
 

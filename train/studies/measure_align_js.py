@@ -63,6 +63,7 @@ import dlib
 import numpy as np
 from PIL import Image
 
+from facevae.export import psnr
 from train.convert_face_api import local_page, serving
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -169,11 +170,6 @@ def to_b64(data) -> str:
 
 def from_b64(text: str, width: int = 128, height: int = 128) -> np.ndarray:
     return np.frombuffer(base64.b64decode(text), np.uint8).reshape(height, width, 3)
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = np.mean((a.astype(float) - b) ** 2)
-    return float("inf") if mse == 0 else float(10 * np.log10(255 ** 2 / mse))
 
 
 def dlib_landmarks(b64: str, width: int, height: int, box: list) -> list:

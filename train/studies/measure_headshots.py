@@ -36,7 +36,7 @@ from facevae.align import (CELEBA_SIZE, align_face, complete_frame, distance_out
                            five_points, growing_blur, photo_share, to_photo, warp)
 from facevae.data import find_splits
 from facevae.identity import SAME_PERSON, face_descriptors
-from facevae.metrics import psnr
+from facevae.metrics import masked_psnr, psnr
 from facevae.preprocess import to_grid
 from train.studies.measure_align import background, photo_with
 
@@ -61,12 +61,6 @@ def box_mask(size: int = 128) -> torch.Tensor:
     rows = (centres >= top) & (centres <= bottom)
     columns = (centres >= left) & (centres <= right)
     return (rows[:, None] & columns[None, :]).float()
-
-
-def masked_psnr(x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    mask = mask.expand(len(x), 1, *x.shape[2:])
-    error = ((x - y) ** 2 * mask).flatten(1).sum(1) / (mask.flatten(1).sum(1) * x.shape[1])
-    return -10 * torch.log10(error.clamp_min(1e-10))
 
 
 def to_original(points: np.ndarray, enlarge: float) -> np.ndarray:
