@@ -176,6 +176,9 @@ def nearest_neighbours_png(samples: torch.Tensor, train_images: np.ndarray, path
 
 
 def gaussian_blur(images: np.ndarray, sigma: float) -> np.ndarray:
+    """N×H×W×3 uint8 photos blurred by σ px (OpenCV, the edge pixels repeated outwards): the
+    anchors the figures compare with (BLUR_SIGMA). Not facevae.losses.gaussian_blur, the losses'
+    blur of float tensors, whose mirrored edges differ: kept so the documented anchors stand."""
     import cv2
 
     return np.stack([cv2.GaussianBlur(image, (0, 0), sigma, borderType=cv2.BORDER_REPLICATE) for image in images])

