@@ -759,6 +759,60 @@ class MorphTab:
 
 # The morph's t and method move the blend in the page: fn=None, nothing is sent to the server.
 MORPH_JS = "(face, t, method) => face && {...face, t, method}"
+# "Make strip and GIF" gives the strip the blend's two latents and method and the frame count, in
+# the page: fn=None, the page makes the strip and the GIF.
+MORPH_STRIP_JS = "(blend, frames) => blend && {a: blend.a, b: blend.b, method: blend.method, frames: Math.round(frames)}"
+MAX_MORPH_FRAMES = 32
+MORPH_GIF_SECONDS = 2.0  # one pass from A to B; the GIF comes back as long
+
+
+class MorphStrip(ValueHTML):
+    """The morph's strip and animated GIF made in the page (facevae/web/morph_strip.js): the frames
+    of FacePipeline.morph_frames, one <canvas> each in #morph-strip, and animated_gif's GIF encoded
+    in JavaScript, an <img> in #morph-gif. Its value: {"a", "b" (latents), "method", "frames"}.
+    Where the page cannot decode, its server function makes both with the pipeline."""
+
+    TEMPLATE = ("<div class='morph-output'><figure class='strip-figure'><figcaption>Strip, from A to B</figcaption>"
+                "<div id='morph-strip' class='strip' data-draws='0'></div></figure>"
+                "<figure id='morph-gif'><figcaption>Animated GIF</figcaption>"
+                "<img alt='The morph, animated' width='${size}' height='${size}' hidden></figure></div>"
+                "<div class='strip-footer'><span class='strip-mode'>Press Make strip and GIF.</span>"
+                "<a class='gif-download' download='morph.gif' hidden>Download GIF</a></div>")
+    STYLE = """
+        .morph-output { display: flex; flex-wrap: wrap; gap: 12px; align-items: flex-start; }
+        .morph-output figure { margin: 0; }
+        .strip-figure { flex: 1 1 400px; }
+        .strip { display: grid; grid-template-columns: repeat(auto-fill, minmax(96px, 1fr)); gap: 4px; }
+        .strip canvas { width: 100%; aspect-ratio: 1; image-rendering: auto; }
+        #morph-gif img { display: block; width: 256px; height: 256px; }
+        figcaption { font-size: var(--block-label-text-size); color: var(--block-label-text-color); margin-bottom: 4px; }
+        .strip-footer { display: flex; justify-content: space-between; font-size: var(--text-sm);
+                        color: var(--body-text-color-subdued); margin-top: 4px; }
+    """
+
+    def __init__(self, pipeline: FacePipeline, **kwargs):
+        latent_dim = pipeline.model.latent_dim
+
+        def morph_strip(value):
+            """The frames as PNG data URLs and the GIF as a data URL, for a page that cannot decode."""
+            try:
+                z0, z1 = (value_latent(value[key], latent_dim) for key in ("a", "b"))
+                frames, method = int(value["frames"]), value["method"]
+                if method not in INTERPOLATIONS or not 2 <= frames <= MAX_MORPH_FRAMES:
+                    raise ValueError(f"2 to {MAX_MORPH_FRAMES} frames, {' or '.join(INTERPOLATIONS)}")
+            except (KeyError, TypeError, ValueError) as error:
+                return {"error": f"cannot make this strip: {error}"}
+            images = pipeline.morph_frames(z0, z1, frames, method)
+            gif = base64.b64encode(animated_gif(images, MORPH_GIF_SECONDS)).decode()
+            return {"frames": [data_url(image) for image in images], "gif": "data:image/gif;base64," + gif}
+
+        onnx = pipeline.model.onnx.get("decoder")
+        super().__init__(value=None, html_template=self.TEMPLATE, css_template=self.STYLE, js_on_load=PAGE_MODULE_JS,
+                         server_functions=[morph_strip], apply_default_css=False,
+                         module_url=web_url(WEB / "morph_strip.js"),
+                         runtime_url=web_url(WEB / "vendor" / "onnxruntime-web"),
+                         onnx_url=web_url(onnx) if onnx is not None else None, size=pipeline.model.image_size,
+                         gif_seconds=MORPH_GIF_SECONDS, **kwargs)
 
 
 def morph_tab(pipeline: FacePipeline) -> MorphTab:
@@ -773,11 +827,11 @@ def morph_tab(pipeline: FacePipeline) -> MorphTab:
         return image_file(pipeline.morph(z0, z1, t, method), "blend.png")
 
     @user_errors
-    def morph_animation(photo_a, seed_a, photo_b, seed_b, method, frames, shared_a=None, shared_b=None):
-        images = pipeline.morph_frames(*endpoints(photo_a, seed_a, photo_b, seed_b, shared_a, shared_b), int(frames),
-                                       method)
+    def morph_animation(photo_a, seed_a, photo_b, seed_b, method, frames):
+        """/morph_animation, for API callers: the page makes its strip and GIF itself (MorphStrip)."""
+        images = pipeline.morph_frames(*endpoints(photo_a, seed_a, photo_b, seed_b), int(frames), method)
         strip = [image_file(image, f"frame-{i + 1}.png") for i, image in enumerate(images)]
-        return strip, save_output(animated_gif(images), "morph.gif")
+        return strip, save_output(animated_gif(images, MORPH_GIF_SECONDS), "morph.gif")
 
     @user_errors
     def blend_value(photo_a, seed_a, photo_b, seed_b, t, method, shared_a=None, shared_b=None):
@@ -807,26 +861,24 @@ def morph_tab(pipeline: FacePipeline) -> MorphTab:
                 t = gr.Slider(0, 1, value=0.5, step=0.01, label="t (0 = A, 1 = B)")
                 method = gr.Radio(list(INTERPOLATIONS), value="spherical", label="Interpolation")
         with gr.Row():
-            frames = gr.Slider(3, 32, value=10, step=1, label="Frames")
+            frames = gr.Slider(3, MAX_MORPH_FRAMES, value=10, step=1, label="Frames")
             animate = gr.Button("Make strip and GIF")
-        strip = gr.Gallery(label="Morph", columns=8, rows=2, height="auto", object_fit="contain")
-        gif = gr.File(label="Animated GIF")
+        strip = MorphStrip(pipeline, elem_id="morph-animation")
         share, link = share_row("morph")
         faces = [photo_a, seed_a, photo_b, seed_b]
         inputs = [*faces, t, method, shared_a, shared_b]
         # The API's photos are uploaded files: /morph takes photo A, seed A, photo B, seed B, t, method
         api_faces = [PhotoInput(type="filepath", visible=False), seed_a, PhotoInput(type="filepath", visible=False), seed_b]
         gr.Button(visible=False).click(morph, [*api_faces, t, method], gr.Image(visible=False), api_name="morph")
-        gr.Button(visible=False).click(morph_animation, [*api_faces, method, frames], [strip, gif],
-                                       api_name="morph_animation")
+        gr.Button(visible=False).click(morph_animation, [*api_faces, method, frames],
+                                       [gr.Gallery(visible=False), gr.File(visible=False)], api_name="morph_animation")
         t.input(None, [blend, t, method], blend, js=MORPH_JS)
         method.change(None, [blend, t, method], blend, js=MORPH_JS)
         for face in faces:  # choosing a face replaces the shared one on its side
             state = shared_a if face in (photo_a, seed_a) else shared_b
             face.change(lambda: None, None, state, api_visibility="private").then(
                 blend_value, inputs, blend, api_visibility="private", trigger_mode="always_last")
-        animate.click(morph_animation, [*faces, method, frames, shared_a, shared_b], [strip, gif],
-                      api_visibility="private")
+        animate.click(None, [blend, frames], strip, js=MORPH_STRIP_JS)
         wire_share(share, share_state, inputs, link)
     return MorphTab(inputs, blend_value, blend)
 

@@ -2,14 +2,14 @@
 //
 // A slider move never reaches the server: its value goes into the component's value, the latent is
 // computed here (the same formulas as facevae.pipeline.FacePipeline.shift and facevae.latent), and
-// the decoder runs in the page with ONNX Runtime Web (WASM). Where it cannot (no WebAssembly SIMD,
-// no ONNX file, the runtime fails to load), the server decodes the value instead (app.FaceCanvas's
-// server function). Either way only the newest value is kept and at most one face is decoded per
-// animation frame, one at a time.
+// the decoder runs in the page with ONNX Runtime Web (WASM). Where it cannot, the server decodes the
+// value instead (app.FaceCanvas's server function). Either way only the newest value is kept and at
+// most one face is decoded per animation frame, one at a time (drawing.js).
 
 import { drawPlanes, drawUrl } from './canvas.js';
 import { loadDecoder } from './decoder.js';
-import { firstShown, loadRuntime } from './runtime.js';
+import { drawNewest } from './drawing.js';
+import { loadRuntime } from './runtime.js';
 
 export function lerp(z0, z1, t) {
   // torch.lerp's formula: exact at both ends
@@ -71,48 +71,26 @@ async function browserDecoder(props, server) {
 }
 
 export function mount(element, props, server, watch) {
-  const canvas = element.querySelector('canvas'), note = element.querySelector('.face-mode');
-  let draw = null, pending = null, busy = false, frames = 0;
-
-  async function decodeNewest() {
-    if (busy || pending === null || draw === null) return;
-    const value = pending;
-    pending = null;
-    busy = true;
-    try {
-      await draw(value);
-      canvas.dataset.frames = ++frames;  // tests and the benchmark wait on this
-    } catch (error) {
-      note.textContent = `Could not draw the face: ${error.message ?? error}`;
-    } finally {
-      busy = false;
-      if (pending !== null) requestAnimationFrame(decodeNewest);
-    }
-  }
-
-  function show(value) {
-    if (!value) return;
-    pending = value;
-    requestAnimationFrame(decodeNewest);
-  }
-
-  function useServer(reason) {
-    element.dataset.mode = 'server';
-    note.textContent = `Decoded on the server (${reason}).`;
-    draw = async (value) => {
-      const face = await server.decode(value);
-      if (face.error) throw new Error(face.error);
-      await drawUrl(canvas, face.png);
-    };
-  }
+  const canvas = element.querySelector('canvas');
+  let frames = 0;
 
   element.querySelector('.face-download').addEventListener('click', (event) => {
     event.currentTarget.href = canvas.toDataURL('image/png');
   });
-  watch('value', () => show(props.value));
-  firstShown(element).then(() => browserDecoder(props, server)).then((decode) => {
-    element.dataset.mode = 'browser';
-    note.textContent = 'Decoded in this browser (WebAssembly).';
-    draw = async (value) => drawPlanes(canvas, await decode(value));
-  }).catch((error) => useServer(error.message ?? String(error))).finally(() => show(pending ?? props.value));
+  drawNewest(element, props, watch, {
+    note: element.querySelector('.face-mode'),
+    inBrowser: async () => {
+      const decode = await browserDecoder(props, server);
+      return async (value) => drawPlanes(canvas, await decode(value));
+    },
+    browserNote: 'Decoded in this browser (WebAssembly).',
+    onServer: async (value) => {
+      const face = await server.decode(value);
+      if (face.error) throw new Error(face.error);
+      await drawUrl(canvas, face.png);
+    },
+    serverNote: (reason) => `Decoded on the server (${reason}).`,
+    failed: 'Could not draw the face',
+    drawn: () => { canvas.dataset.frames = ++frames; },  // tests and the benchmark wait on this
+  });
 }

@@ -4,12 +4,13 @@
 // centres[i] + T·offsets[i], FaceVAE.sample_latents' own formula, so the Temperature slider only
 // changes the component's value in the page (fn=None) and the faces are decoded anew here, with
 // no call to the server. Only the newest value is kept and one redraw runs at a time; #random-faces'
-// data-draws counts the redraws done. Where the page cannot decode (no WebAssembly SIMD, no ONNX
-// file, the runtime fails to load), the server draws the faces (app.RandomFaces' server function).
+// data-draws counts the redraws done. Where the page cannot decode, the server draws the faces
+// (app.RandomFaces' server function; drawing.js chooses).
 
 import { drawPlanes, drawUrl } from './canvas.js';
 import { loadDecoder } from './decoder.js';
-import { firstShown, loadRuntime } from './runtime.js';
+import { canvasesIn, drawNewest } from './drawing.js';
+import { loadRuntime } from './runtime.js';
 
 export function float32s(base64) {
   // app.float32_text's numbers
@@ -39,69 +40,36 @@ function gridPng(canvases, columns = 8, gap = 2) {
 }
 
 export function mount(element, props, server, watch) {
-  const box = element.querySelector('#random-faces'), note = element.querySelector('.random-mode');
-  let draw = null, pending = null, busy = false, draws = 0;
+  const box = element.querySelector('#random-faces');
+  let draws = 0;
 
-  function canvases(count) {
-    // exactly `count` canvases of the faces' size in the box
-    while (box.children.length > count) box.lastChild.remove();
-    while (box.children.length < count) {
-      const canvas = document.createElement('canvas');
-      canvas.width = canvas.height = props.size;
-      canvas.setAttribute('role', 'img');
-      canvas.setAttribute('aria-label', `random face ${box.children.length + 1}`);
-      box.append(canvas);
-    }
-    return [...box.children];
-  }
-
-  async function drawNewest() {
-    if (busy || pending === null || draw === null) return;
-    const value = pending;
-    pending = null;
-    busy = true;
-    try {
-      await draw(value, canvases(value.count));
-      box.dataset.draws = ++draws;  // tests and the benchmark wait on this
-    } catch (error) {
-      note.textContent = `Could not draw the faces: ${error.message ?? error}`;
-    } finally {
-      busy = false;
-      if (pending !== null) requestAnimationFrame(drawNewest);
-    }
-  }
-
-  function show(value) {
-    if (!value) return;
-    pending = value;
-    requestAnimationFrame(drawNewest);
-  }
-
-  function useServer(reason) {
-    element.dataset.mode = 'server';
-    note.textContent = `Drawn on the server (${reason}).`;
-    draw = async (value, shown) => {
-      const faces = await server.decode_faces(value);
-      if (faces.error) throw new Error(faces.error);
-      await Promise.all(faces.pngs.map((png, i) => drawUrl(shown[i], png)));
+  async function browserDraw() {
+    if (!props.onnx_url) throw new Error('these weights ship no ONNX decoder');
+    const decoder = await loadDecoder(await loadRuntime(props.runtime_url), props.onnx_url);
+    return async (value) => {
+      const shown = canvasesIn(box, value.count, props.size, 'random face');
+      const faces = await decoder.decodeAll(latentsOf(value));
+      faces.forEach((planes, i) => drawPlanes(shown[i], planes));
     };
   }
 
-  async function browserDecoder() {
-    if (!props.onnx_url) throw new Error('these weights ship no ONNX decoder');
-    return loadDecoder(await loadRuntime(props.runtime_url), props.onnx_url);
+  async function serverDraw(value) {
+    const faces = await server.decode_faces(value);
+    if (faces.error) throw new Error(faces.error);
+    const shown = canvasesIn(box, value.count, props.size, 'random face');
+    await Promise.all(faces.pngs.map((png, i) => drawUrl(shown[i], png)));
   }
 
   element.querySelector('.random-download').addEventListener('click', (event) => {
     event.currentTarget.href = gridPng([...box.children]);
   });
-  watch('value', () => show(props.value));
-  firstShown(element).then(browserDecoder).then((decoder) => {
-    element.dataset.mode = 'browser';
-    note.textContent = 'Drawn in this browser (WebAssembly): the temperature moves them here.';
-    draw = async (value, shown) => {
-      const faces = await decoder.decodeAll(latentsOf(value));
-      faces.forEach((planes, i) => drawPlanes(shown[i], planes));
-    };
-  }).catch((error) => useServer(error.message ?? String(error))).finally(() => show(pending ?? props.value));
+  drawNewest(element, props, watch, {
+    note: element.querySelector('.random-mode'),
+    inBrowser: browserDraw,
+    browserNote: 'Drawn in this browser (WebAssembly): the temperature moves them here.',
+    onServer: serverDraw,
+    serverNote: (reason) => `Drawn on the server (${reason}).`,
+    failed: 'Could not draw the faces',
+    drawn: () => { box.dataset.draws = ++draws; },  // tests and the benchmark wait on this
+  });
 }
