@@ -2,6 +2,7 @@
 cache of decoded images, one app server and one headless Chromium for the whole session."""
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import socket
@@ -72,6 +73,41 @@ def _cache_in_tmp(tmp_path_factory):
         os.environ.pop("FACEVAE_CACHE")
     else:
         os.environ["FACEVAE_CACHE"] = before
+
+
+@pytest.fixture(scope="session")
+def _onnx_exports(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("onnx_exports")
+
+
+@pytest.fixture
+def onnx_exported_once(_onnx_exports, monkeypatch):
+    """push_model's ONNX export (facevae.export.export_all: 10 s and more for the full model) made
+    once a session for each set of weights, and its files copied for every later push of the same
+    weights. The export is deterministic (the same weights give the same bytes: test_publish checks
+    them against the shipped files), so a push sends what it would have sent."""
+    from facevae import export, loading
+
+    def export_all(model, folder) -> dict[str, Path]:
+        done = _onnx_exports / weights_digest(model)
+        if not done.is_dir():
+            export.export_all(model, done.with_suffix(".partial"))
+            done.with_suffix(".partial").rename(done)
+        copies = {}
+        for name, (file, _, _) in export.ONNX_EXPORTS.items():
+            (Path(folder) / file).parent.mkdir(parents=True, exist_ok=True)
+            copies[name] = Path(shutil.copyfile(done / file, Path(folder) / file))
+        return copies
+
+    monkeypatch.setattr(loading, "export_all", export_all)
+
+
+def weights_digest(model) -> str:
+    """A digest of a model's architecture, image size and weights: what its export depends on."""
+    from safetensors.torch import save
+
+    state = {name: tensor.contiguous() for name, tensor in model.state_dict().items()}
+    return hashlib.sha256(f"{model!r} {model.image_size}".encode() + save(state)).hexdigest()
 
 
 def free_port() -> int:

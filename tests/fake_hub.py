@@ -4,18 +4,47 @@ variables and whoami make. Files are kept in memory.
 
 FakeHub() accepts any token and lets it write anywhere. FakeHub(tokens={"hf_x": "alice"})
 acts as the real Hub does for accounts: an unknown token gets 401, and a user may create and
-write repos only in their own namespace (403 elsewhere)."""
+write repos only in their own namespace (403 elsewhere).
+
+hub_environment points huggingface_hub in this process at it (or anywhere else) for a block."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
+import importlib
 import json
+import os
 import re
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 API_REPO = re.compile(r"^/api/(models|spaces)/([^/]+/[^/]+)/(preupload|commit|revision|tree|variables)(?:/([^?]*))?")
 RESOLVE = re.compile(r"^/(?:(spaces)/)?([^/]+/[^/]+)/resolve/[^/]+/(.+)$")
+
+
+@contextlib.contextmanager
+def hub_environment(**variables: str | None):
+    """Run a block with these environment variables (None: unset) and huggingface_hub's constants
+    read again from them: it reads HF_ENDPOINT, HF_HOME and HF_HUB_OFFLINE once, at import, so
+    without this each case would be a Python process of its own (4 s of CPU to import torch and the
+    project again). The variables and constants are as they were after the block."""
+    from huggingface_hub import constants
+
+    def apply(values: dict[str, str | None]) -> None:
+        for name, value in values.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        importlib.reload(constants)
+
+    saved = {name: os.environ.get(name) for name in variables}
+    apply(variables)
+    try:
+        yield
+    finally:
+        apply(saved)
 
 
 def git_blob_oid(data: bytes) -> str:
@@ -37,7 +66,8 @@ class FakeHub:
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
 
     def __enter__(self):
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        # polled every 50 ms (the default 0.5 s is how long each shutdown waited)
+        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
         return self
 
     def __exit__(self, *exc):

@@ -6,10 +6,12 @@ import textwrap
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 from huggingface_hub import ModelCard
 
-from fake_hub import FakeHub
+from fake_hub import FakeHub, hub_environment
+from in_process import run_module
 from train.publish import space_files
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -18,15 +20,17 @@ MODEL_REPO, SPACE = "alice/facevae-celeba-128", "alice/facevae"
 
 
 def publish(hub_url, tmp_path, *args, token="hf_alice"):
-    """train.publish as a process of its own: huggingface_hub reads HF_ENDPOINT and HF_HOME at import.
-    Slow by nature where it sends a model: push_model exports its ONNX files again, as a user's run does."""
-    env = {**os.environ, "HF_ENDPOINT": hub_url, "HF_HOME": str(tmp_path / "hf"), "HF_HUB_DISABLE_TELEMETRY": "1",
-           "PYTHONPATH": str(ROOT)}
-    env.pop("HF_TOKEN", None)
-    if token:
-        env["HF_TOKEN"] = token
-    return subprocess.run([sys.executable, "-m", "train.publish", *args], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=180)
+    """`python -m train.publish` run in this process (see in_process) against the Hub at hub_url,
+    with HF_TOKEN=token; the ONNX export its push_model makes is made once a session for the bundled
+    weights (conftest's onnx_exported_once, which every test of this file uses)."""
+    with hub_environment(HF_ENDPOINT=hub_url, HF_HOME=str(tmp_path / "hf"), HF_HUB_DISABLE_TELEMETRY="1",
+                         HF_TOKEN=token):
+        return run_module("train.publish", *args, check=False)
+
+
+@pytest.fixture(autouse=True)
+def _export_once(onnx_exported_once):
+    pass
 
 
 def front_matter(readme: bytes) -> dict:
@@ -42,7 +46,6 @@ def hub():
 
 
 def test_publish_sends_the_model_and_exactly_the_spaces_files_and_a_second_run_changes_nothing(hub, tmp_path):
-    """Slow by nature: two publishes of the model, each a process that exports its ONNX files (see publish)."""
     result = publish(hub.url, tmp_path, "--model-repo", MODEL_REPO, "--space", SPACE)
     assert result.returncode == 0, result.stderr
     assert f"{hub.url}/{MODEL_REPO}" in result.stdout and f"{hub.url}/spaces/{SPACE}" in result.stdout
@@ -85,20 +88,15 @@ def test_publish_sends_the_model_and_exactly_the_spaces_files_and_a_second_run_c
 def test_the_published_repo_loads_with_the_same_outputs_as_the_local_weights(hub, tmp_path):
     assert publish(hub.url, tmp_path, "--model-repo", MODEL_REPO).returncode == 0
     assert MODEL_REPO not in hub.spaces  # --model-repo alone: no Space
-    code = textwrap.dedent(f"""
-        import torch
-        from facevae import load_model
-        hub, local = load_model({MODEL_REPO!r}), load_model({str(BUNDLED)!r})
-        x = torch.rand(4, 3, 128, 128, generator=torch.Generator().manual_seed(0))
-        assert torch.equal(hub.reconstruct(x), local.reconstruct(x))
-        g = lambda: torch.Generator().manual_seed(1)
-        assert torch.equal(hub.sample(4, prior="mixture", generator=g()), local.sample(4, prior="mixture", generator=g()))
-        print("same", hub.source)
-    """)
-    env = {**os.environ, "HF_ENDPOINT": hub.url, "HF_HOME": str(tmp_path / "hf"), "PYTHONPATH": str(ROOT)}
-    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr
-    assert f"same {MODEL_REPO}" in result.stdout
+    from facevae import load_model
+
+    with hub_environment(HF_ENDPOINT=hub.url, HF_HOME=str(tmp_path / "hf")):
+        pulled, local = load_model(MODEL_REPO), load_model(BUNDLED)
+    assert pulled.source == MODEL_REPO
+    x = torch.rand(4, 3, 128, 128, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(pulled.reconstruct(x), local.reconstruct(x))
+    g = lambda: torch.Generator().manual_seed(1)
+    assert torch.equal(pulled.sample(4, prior="mixture", generator=g()), local.sample(4, prior="mixture", generator=g()))
 
 
 def test_space_alone_uses_the_bundled_weights(hub, tmp_path):
@@ -122,7 +120,6 @@ def test_bad_tokens_and_names_of_others_fail_with_one_line_and_upload_nothing(hu
 
 
 def test_a_failure_after_the_model_step_says_what_was_published(hub, tmp_path):
-    """Slow by nature: two publishes, one of them sending the model (see publish)."""
     publish(hub.url, tmp_path, "--space", "carol/app", token="hf_carol")
     result = publish(hub.url, tmp_path, "--model-repo", MODEL_REPO, "--space", "carol/app")
     assert result.returncode == 1
@@ -139,7 +136,8 @@ def test_no_hub_and_no_token_fail_with_a_message(tmp_path):
 
 def test_the_app_imports_nothing_outside_the_spaces_requirements():
     """The app and the package, imported, built and run with every package that only
-    requirements-dev.txt brings refused, as on a Space that installed requirements.txt alone."""
+    requirements-dev.txt brings refused, as on a Space that installed requirements.txt alone.
+    Slow by nature: a Python process of its own, as nothing may be imported before the refusal."""
     code = textwrap.dedent("""
         import importlib.metadata as md, sys
         from packaging.requirements import Requirement
