@@ -1,25 +1,21 @@
 """The Hub path without the network: a local fake Hub (tests/fake_hub.py) answers the calls
-that push and pull make; offline loading reads a Hub cache with HF_HUB_OFFLINE=1."""
-import os
+that push and pull make; offline loading reads a Hub cache with HF_HUB_OFFLINE=1. Each case runs
+in this process, huggingface_hub pointed where it says (fake_hub.hub_environment)."""
+import logging
 import socket
-import subprocess
-import sys
-import textwrap
 import time
-from pathlib import Path
 
 import pytest
+import torch
 
-from fake_hub import FakeHub
+from facevae import FaceVAE, load_model
+from facevae.export import ONNX_EXPORTS, ONNX_TOLERANCE
+from facevae.loading import push_model
+from fake_hub import FakeHub, hub_environment
+from in_process import run_module
 
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def run_python(code: str, env: dict, timeout=120) -> subprocess.CompletedProcess:
-    """huggingface_hub reads HF_ENDPOINT and HF_HUB_OFFLINE at import, so each case is a process."""
-    full_env = {**os.environ, "PYTHONPATH": str(ROOT), **env}
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], cwd=ROOT, env=full_env,
-                          capture_output=True, text=True, timeout=timeout)
+# one tiny run for both training tests: the same weights, so their pushes export ONNX once (onnx_exported_once)
+TINY_RUN = ["--epochs", 1, "--batch-size", 8, "--max-steps", 1, "--val-images", 2, "--threads", 1]
 
 
 @pytest.fixture
@@ -27,93 +23,62 @@ def hub_env(tmp_path):
     return {"HF_HOME": str(tmp_path / "hf"), "HF_TOKEN": "hf_test_token", "HF_HUB_DISABLE_TELEMETRY": "1"}
 
 
-def test_push_then_pull_then_load_offline_from_the_cache(tmp_path, hub_env):
-    with FakeHub() as hub:
-        env = {**hub_env, "HF_ENDPOINT": hub.url}
-        pushed = run_python("""
-            import torch
-            from facevae import FaceVAE, load_model
-            from facevae.loading import push_model
-            torch.manual_seed(0)
-            model = FaceVAE().eval()
-            print(push_model(model, "alice/faces"))
-            x = torch.rand(2, 3, 128, 128, generator=torch.Generator().manual_seed(1))
-            torch.save(model.reconstruct(x), "expected.pt")
-            pulled = load_model("alice/faces")
-            assert torch.equal(pulled.reconstruct(x), torch.load("expected.pt")), "pulled weights differ"
-            from facevae.export import ONNX_EXPORTS, ONNX_TOLERANCE
-            for name, (_, _, difference) in ONNX_EXPORTS.items():
-                assert difference(pulled, pulled.onnx[name]) < ONNX_TOLERANCE[name], f"the pushed ONNX {name} differs"
-            print("pulled", pulled.source)
-        """.replace('"expected.pt"', repr(str(tmp_path / "expected.pt"))), env)
-        assert pushed.returncode == 0, pushed.stderr
+def test_push_then_pull_then_load_offline_from_the_cache(hub_env):
+    """A small model: its push, ONNX export and pull are the full model's, in a fraction of the time."""
+    torch.manual_seed(0)
+    model = FaceVAE(image_size=32, encoder_channels=(8, 16, 16), decoder_channels=(16, 8), latent_dim=12).eval()
+    x = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    expected = model.reconstruct(x)
+    with FakeHub() as hub, hub_environment(**hub_env, HF_ENDPOINT=hub.url):
+        push_model(model, "alice/faces")
         assert sorted(hub.repos["alice/faces"]) == ["README.md", "config.json", "model.safetensors", "onnx/decoder.onnx",
                                                  "onnx/encoder.onnx"]
         assert any(r.startswith("POST /api/models/alice/faces/commit/main") for r in hub.requests)
-        assert "pulled alice/faces" in pushed.stdout
+        pulled = load_model("alice/faces")
+        assert pulled.source == "alice/faces"
+        assert torch.equal(pulled.reconstruct(x), expected), "pulled weights differ"
+        for name, (_, _, difference) in ONNX_EXPORTS.items():
+            assert difference(pulled, pulled.onnx[name]) < ONNX_TOLERANCE[name], f"the pushed ONNX {name} differs"
     # the fake Hub is gone: the same repo id loads from the local cache, offline
-    offline = run_python(f"""
-        import torch
-        from facevae import load_model
-        x = torch.rand(2, 3, 128, 128, generator=torch.Generator().manual_seed(1))
-        model = load_model("alice/faces")
-        assert torch.equal(model.reconstruct(x), torch.load({str(tmp_path / 'expected.pt')!r}))
-        print("offline ok")
-    """, {**hub_env, "HF_HUB_OFFLINE": "1", "HF_ENDPOINT": "http://127.0.0.1:9"})
-    assert offline.returncode == 0, offline.stderr
-    assert "offline ok" in offline.stdout
+    with hub_environment(**hub_env, HF_HUB_OFFLINE="1", HF_ENDPOINT="http://127.0.0.1:9"):
+        assert torch.equal(load_model("alice/faces").reconstruct(x), expected)
 
 
-def test_training_pushes_its_model_at_the_end(celeba_dir, tmp_path, hub_env):
-    """Slow by nature: the training run is a process of its own, as huggingface_hub reads HF_ENDPOINT at import."""
-    with FakeHub() as hub:
-        result = subprocess.run(
-            [sys.executable, "-m", "train.train", "--data", str(celeba_dir), "--out", str(tmp_path / "run"),
-             "--epochs", "1", "--batch-size", "8", "--push-to-hub", "bob/tiny-faces"],
-            cwd=ROOT, env={**os.environ, **hub_env, "HF_ENDPOINT": hub.url}, capture_output=True, text=True, timeout=300)
-        assert result.returncode == 0, result.stderr
-        assert "pushed to" in result.stdout
-        assert hub.repos["bob/tiny-faces"]["model.safetensors"] == (tmp_path / "run" / "model" / "model.safetensors").read_bytes()
+def test_training_pushes_its_model_at_the_end(celeba_dir, tmp_path, hub_env, onnx_exported_once):
+    with FakeHub() as hub, hub_environment(**hub_env, HF_ENDPOINT=hub.url):
+        result = run_module("train.train", "--data", celeba_dir, "--out", tmp_path / "run", *TINY_RUN,
+                            "--push-to-hub", "bob/tiny-faces")
+    assert "pushed to" in result.stdout
+    assert hub.repos["bob/tiny-faces"]["model.safetensors"] == (tmp_path / "run" / "model" / "model.safetensors").read_bytes()
 
 
-def test_push_without_a_hub_fails_fast_with_a_clear_message(celeba_dir, tmp_path, hub_env):
-    """Slow by nature: the training run is a process of its own, as huggingface_hub reads HF_ENDPOINT at import."""
+def test_push_without_a_hub_fails_fast_with_a_clear_message(celeba_dir, tmp_path, hub_env, onnx_exported_once):
     started = time.monotonic()
-    result = subprocess.run(
-        [sys.executable, "-m", "train.train", "--data", str(celeba_dir), "--out", str(tmp_path / "run"),
-         "--epochs", "1", "--batch-size", "8", "--push-to-hub", "bob/tiny-faces"],
-        cwd=ROOT, env={**os.environ, **hub_env, "HF_ENDPOINT": "http://127.0.0.1:9"}, capture_output=True, text=True,
-        timeout=300)
+    with hub_environment(**hub_env, HF_ENDPOINT="http://127.0.0.1:9"):
+        result = run_module("train.train", "--data", celeba_dir, "--out", tmp_path / "run", *TINY_RUN,
+                            "--push-to-hub", "bob/tiny-faces", check=False)
     assert result.returncode != 0
     assert "could not push to the Hub repo bob/tiny-faces" in result.stderr
     assert (tmp_path / "run" / "model" / "model.safetensors").is_file()  # nothing lost
     assert time.monotonic() - started < 120
 
 
-def test_default_model_falls_back_to_the_bundled_weights_quickly(hub_env):
+def test_default_model_falls_back_to_the_bundled_weights_quickly(hub_env, caplog):
     # a Hub that accepts connections and never answers: the worst case for time-outs
     with socket.socket() as silent:
         silent.bind(("127.0.0.1", 0))
         silent.listen(16)
-        result = run_python("""
-            import time
-            from facevae import load_model
+        with hub_environment(**hub_env, FACEVAE_MODEL="someone/faces",
+                             HF_ENDPOINT=f"http://127.0.0.1:{silent.getsockname()[1]}"), caplog.at_level(logging.WARNING):
             started = time.monotonic()
             model = load_model()
-            print(f"{time.monotonic() - started:.2f}", model.source)
-        """, {**hub_env, "FACEVAE_MODEL": "someone/faces", "HF_ENDPOINT": f"http://127.0.0.1:{silent.getsockname()[1]}"})
-    assert result.returncode == 0, result.stderr
-    seconds, source = result.stdout.strip().splitlines()[-1].split(" ", 1)
-    assert float(seconds) < 6.5  # the 5 s deadline, then loading the bundled weights
-    assert "bundled weights" in source and "someone/faces could not be loaded" in source
-    assert "could not load someone/faces" in result.stderr
+            seconds = time.monotonic() - started
+    assert seconds < 6.5  # the 5 s deadline, then loading the bundled weights
+    assert "bundled weights" in model.source and "someone/faces could not be loaded" in model.source
+    assert "could not load someone/faces" in caplog.text
 
 
 def test_an_unknown_repo_falls_back_too(hub_env):
-    with FakeHub() as hub:
-        result = run_python("""
-            from facevae import load_model
-            print(load_model().source)
-        """, {**hub_env, "FACEVAE_MODEL": "nobody/nothing", "HF_ENDPOINT": hub.url})
-    assert result.returncode == 0, result.stderr
-    assert "bundled weights" in result.stdout and "nobody/nothing could not be loaded" in result.stdout
+    with FakeHub() as hub, hub_environment(**hub_env, FACEVAE_MODEL="nobody/nothing", HF_ENDPOINT=hub.url):
+        source = load_model().source
+    assert "bundled weights" in source and "nobody/nothing could not be loaded" in source
