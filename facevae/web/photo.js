@@ -79,14 +79,20 @@ async function photoPipeline(props) {
     loadRefiner(ort, { encoderUrl: encoder, decoderUrl: decoder })]);
   const size = props.image_size;
 
+  const placeLandmarks = (canvas, box) => finder.landmarks(canvas, box);
+  const alignFound = (source, faces, options = {}) => alignFace(source, faces, placeLandmarks, props.template,
+    { size, ...options });
+
   return {
     async align(bitmap, faceIndex = 0, detection = {}) {
       // -> align.js's result: {planes, face (ImageData), found, faces, chosen, message, ...};
       // detection: detect.js's options (the detector's inputSize)
-      const faces = await findFaces(finder, bitmap, detection);
-      return alignFace(bitmap, faces, (canvas, box) => finder.landmarks(canvas, box), props.template,
-        { faceIndex, size });
+      return alignFound(bitmap, await findFaces(finder, bitmap, detection), { faceIndex });
     },
+    // the two halves of align, for track.js: the faces found, and a face aligned from its box or
+    // landmarks (alignFace's options: rounds, faceIndex)
+    detect: (source, detection = {}) => findFaces(finder, source, detection),
+    alignFound,
     async encode(planes) {
       const z = await refiner.encode(planes);
       return { z, image: await refiner.decode(z) };

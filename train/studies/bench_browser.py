@@ -448,49 +448,75 @@ def load(browser, url: str, process: subprocess.Popen, photo: Path, people: int)
         page.context.close()
 
 
-def camera_video(path: Path, frames: int = 60) -> Path:
-    """A 640×480 y4m video of the example face drifting sideways, for Chromium's fake camera."""
+def camera_faces() -> list[Path]:
+    """The mirror's three faces: the two examples and the first val photo of CelebA (if there)."""
+    faces = [ROOT / "assets" / "examples" / name for name in ("astronaut.jpg", "grace_hopper.jpg")]
+    celeba = ROOT.parent / "shared" / "data" / "celeba"
+    if celeba.is_dir():
+        name = next(line.split()[0] for line in (celeba / "list_eval_partition.txt").read_text().splitlines()
+                    if line.split()[1] == "1")
+        faces.append(celeba / "img_align_celeba" / name)
+    return faces
+
+
+def camera_video(path: Path, photo: Path, speed: int = 3) -> Path:
+    """A 640×480 y4m video at 30 frames a second, for Chromium's fake camera: the photo, 360 px
+    tall, crossing the frame from one side to the other and back, `speed` px a frame (3: 90 px a
+    second, a head turning at ease)."""
     import cv2
     import numpy as np
     from PIL import Image
 
-    face = np.asarray(Image.open(ROOT / "assets" / "examples" / "astronaut.jpg").convert("RGB").resize((400, 400)))
+    image = Image.open(photo).convert("RGB")
+    face = np.asarray(image.resize((round(image.width * 360 / image.height), 360)))
+    travel = 640 - face.shape[1]
     with open(path, "wb") as f:
         f.write(b"YUV4MPEG2 W640 H480 F30:1 Ip A1:1 C420jpeg\n")
-        for i in range(frames):
+        for x in [*range(0, travel, speed), *range(travel, 0, -speed)]:
             frame = np.full((480, 640, 3), 110, np.uint8)
-            offset = 100 + 2 * (i if i < frames // 2 else frames - i)
-            frame[40:440, offset:offset + 400] = face
+            frame[60:420, x:x + face.shape[1]] = face
             f.write(b"FRAME\n" + cv2.cvtColor(frame, cv2.COLOR_RGB2YUV_I420).tobytes())
     return path
 
 
-def measure_mirror(p, url: str, process: subprocess.Popen, seconds: float) -> None:
+def mirror_rate(browser, url: str, process: subprocess.Popen, seconds: float, mode: str) -> str:
+    """The mirror's faces per second, detector runs and requests, on this browser's camera."""
+    page = open_app(browser, url, None if mode == "page" else "delete window.WebAssembly")
+    page.context.grant_permissions(["camera"])
+    sent = []
+    page.on("request", lambda request: sent.append(len(request.post_data_buffer or b"")))
+    page.wait_for_selector(f"#mirror [data-mode={'browser' if mode == 'page' else 'server'}]",
+                           state="attached", timeout=120_000)
+    page.locator("#mirror").get_by_role("button", name="Start").click()
+    page.wait_for_function("() => document.querySelector('#mirror-reconstruction').dataset.frames >= 3",
+                           timeout=60_000)
+    counts = "() => ['frames', 'detections'].map((key) => +(document.querySelector('#mirror-reconstruction').dataset[key] ?? 0))"
+    (frames, detections), sent_before, cpu_before, begin = page.evaluate(counts), len(sent), cpu_seconds(process), time.perf_counter()
+    page.wait_for_timeout(seconds * 1000)
+    elapsed = time.perf_counter() - begin
+    (frames_after, detections_after), bodies = page.evaluate(counts), sent[sent_before:]
+    drawn = frames_after - frames
+    page.context.close()
+    return (f"{drawn / elapsed:4.1f} faces/s, the detector on {(detections_after - detections) / max(drawn, 1):4.0%} of them; "
+            f"{len(bodies) / elapsed:.1f} requests/s carrying {sum(bodies) / elapsed / 1e3:.0f} kB; the server's CPU "
+            f"{(cpu_seconds(process) - cpu_before) / elapsed:.2f} s/s")
+
+
+def measure_mirror(p, apps: dict[str, tuple[str, subprocess.Popen]], seconds: float) -> None:
+    """Each face of camera_faces crossing the fake camera's frame, mirrored by each app (this
+    checkout, following the face; the app before tracking, detecting on every frame), and on the
+    first face by this checkout's server fallback."""
     with tempfile.TemporaryDirectory() as folder:
-        video = camera_video(Path(folder) / "camera.y4m")
-        flags = FLAGS + ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
-                         f"--use-file-for-fake-video-capture={video}"]
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=flags)
-        for mode, init in [("page", None), ("server", "delete window.WebAssembly")]:
-            page = open_app(browser, url, init)
-            page.context.grant_permissions(["camera"])
-            sent = []
-            page.on("request", lambda request: sent.append(len(request.post_data_buffer or b"")))
-            page.wait_for_selector(f"#mirror [data-mode={'browser' if mode == 'page' else 'server'}]",
-                                   state="attached", timeout=120_000)
-            page.locator("#mirror").get_by_role("button", name="Start").click()
-            page.wait_for_function("() => document.querySelector('#mirror-reconstruction').dataset.frames >= 3",
-                                   timeout=60_000)
-            frames = lambda: int(page.locator("#mirror-reconstruction").get_attribute("data-frames"))  # noqa: E731
-            first, sent_before, cpu_before, begin = frames(), len(sent), cpu_seconds(process), time.perf_counter()
-            page.wait_for_timeout(seconds * 1000)
-            elapsed = time.perf_counter() - begin
-            drawn, bodies = frames() - first, sent[sent_before:]
-            print(f"   mirror, {mode:6}: {drawn / elapsed:.1f} faces/s; per second {len(bodies) / elapsed:.1f} "
-                  f"requests carrying {sum(bodies) / elapsed / 1e3:.0f} kB; the server's CPU "
-                  f"{(cpu_seconds(process) - cpu_before) / elapsed:.2f} s per second")
-            page.context.close()
-        browser.close()
+        for number, photo in enumerate(camera_faces()):
+            video = camera_video(Path(folder) / f"camera{number}.y4m", photo)
+            flags = FLAGS + ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+                             f"--use-file-for-fake-video-capture={video}"]
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=flags)
+            runs = [(name, "page") for name in apps] + ([("tracked", "server")] if number == 0 else [])
+            for name, mode in runs:
+                url, process = apps[name]
+                print(f"   {photo.name:24} {name:9} {mode:6}: {mirror_rate(browser, url, process, seconds, mode)}")
+            browser.close()
 
 
 def start_app(folder: Path, port: int) -> subprocess.Popen:
@@ -512,6 +538,11 @@ def app_url(processes: dict, folder: Path) -> str:
     return processes[folder][1]
 
 
+def mirror_apps(processes: dict, untracked: Path) -> dict[str, tuple[str, subprocess.Popen]]:
+    urls = {"tracked": app_url(processes, ROOT), "untracked": app_url(processes, untracked)}
+    return {name: (url, processes[ROOT if name == "tracked" else untracked][0]) for name, url in urls.items()}
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--baseline-ref", default="2f4bfcc", help="a commit of the app before browser decoding")
@@ -522,6 +553,8 @@ def main(argv=None) -> None:
     parser.add_argument("--people", type=int, default=8)
     parser.add_argument("--mirror-seconds", type=float, default=10)
     parser.add_argument("--photos-only", action="store_true", help="part 4 alone")
+    parser.add_argument("--mirror", action="store_true", help="part 4's mirror alone")
+    parser.add_argument("--untracked-ref", default="4f6dad7", help="a commit of the mirror before it followed the face")
     parser.add_argument("--first-visit", action="store_true", help="part 5 alone")
     parser.add_argument("--precision", action="store_true", help="part 6 alone (no browser)")
     parser.add_argument("--random", action="store_true", help="part 7 alone")
@@ -534,15 +567,19 @@ def main(argv=None) -> None:
     cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?")
     print(f"CPU: {cpu}, {os.cpu_count()} cores; load average {os.getloadavg()[0]:.1f} at the start")
     with tempfile.TemporaryDirectory() as baseline, tempfile.TemporaryDirectory() as before, \
-            tempfile.TemporaryDirectory() as photos, sync_playwright() as p:
-        subprocess.run(f"git -C {ROOT} archive {args.baseline_ref} | tar -x -C {baseline}", shell=True, check=True)
-        subprocess.run(f"git -C {ROOT} archive {args.before_ref} | tar -x -C {before}", shell=True, check=True)
+            tempfile.TemporaryDirectory() as photos, tempfile.TemporaryDirectory() as untracked, sync_playwright() as p:
+        for ref, folder in [(args.baseline_ref, baseline), (args.before_ref, before), (args.untracked_ref, untracked)]:
+            subprocess.run(f"git -C {ROOT} archive {ref} | tar -x -C {folder}", shell=True, check=True)
         browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
         apps = [("browser", ROOT), ("server", ROOT), ("baseline", Path(baseline))]
         processes = {}
         try:
             if args.random:
                 measure_random(browser, app_url(processes, ROOT))
+                return
+            if args.mirror:
+                print("4. The live mirror: faces crossing a fake camera's frame")
+                measure_mirror(p, mirror_apps(processes, Path(untracked)), args.mirror_seconds)
                 return
             if not (args.photos_only or args.first_visit):
                 runtime_alone(browser, args.runs)
@@ -557,7 +594,7 @@ def main(argv=None) -> None:
                 print("4. Photos and the live mirror, in the page and on the server (the fallback)")
                 measure_photos(browser, url, processes[ROOT][0], bench_photos(Path(photos), args.photos, tuple(args.sides)),
                                args.people)
-                measure_mirror(p, url, processes[ROOT][0], args.mirror_seconds)
+                measure_mirror(p, mirror_apps(processes, Path(untracked)), args.mirror_seconds)
             if not args.photos_only:
                 print(f"5. The first visit: this checkout against {args.before_ref}")
                 measure_first_visits(browser, {"now": app_url(processes, ROOT), "before": app_url(processes, Path(before))})
