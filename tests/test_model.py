@@ -208,22 +208,24 @@ def test_kl_warmup_is_linear():
 
 
 def test_overfits_a_small_batch(faces):
+    """Eight faces memorised: a model of the same blocks at 32×32 with fewer channels (the full one
+    took 60 steps and 40 s of CPU to do it; this one 90 steps and under a second)."""
     from facevae import crop_celeba, to_tensor
     from train.train import make_optimizer
 
     torch.manual_seed(0)
-    model = FaceVAE(dropout=0.0)
-    x = to_tensor([crop_celeba(f) for f in faces[:8]])
-    optimizer = make_optimizer(model, 1e-3)
+    model = FaceVAE(image_size=32, latent_dim=32, encoder_channels=[16, 32, 32], decoder_channels=[32, 16], dropout=0.0)
+    x = F.interpolate(to_tensor([crop_celeba(f) for f in faces[:8]]), size=(32, 32), mode="area")
+    optimizer = make_optimizer(model, 3e-3)
     losses = []
-    for _ in range(60):
+    for _ in range(90):
         logits, mu, logvar = model(x)
         loss = vae_loss(logits, x, mu, logvar, "mse", beta=0.01).total
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
         losses.append(loss.item())
-    assert losses[-1] < losses[0] / 10, losses[::10]
+    assert losses[-1] < losses[0] / 10, losses[::10]  # measured: a 18th
 
 
 def test_sampling_is_reproducible_with_a_generator():
