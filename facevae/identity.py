@@ -5,7 +5,7 @@
   two faces the same person below a descriptor distance of 0.6. Since phase 13 a torch port of
   it (train.face_recognition) is in the training loss, so its verdict on these weights' faces is
   the loss's own and leans to yes; the studies judge them with MobileFaceNet instead
-  (train.studies.face_judge), and the app says so beside dlib's verdict.
+  (train.likeness), and the app says so beside dlib's verdict.
 - `IdentityNet`, a small CNN trained on CelebA's training identities with an ArcFace margin
   (`train.train_identity`), is the *loss*: differentiable, it tells the VAE's training and the
   upload-time refinement which way makes a reconstruction more the person. It is never used to
