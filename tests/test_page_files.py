@@ -1,7 +1,6 @@
 """The page's own files as the app sends them (app.PageFiles): compressed where the browser takes it,
 decoding to the very bytes of the files, and cached by the browser for as long as their version."""
 import gzip
-import socket
 
 import pytest
 
@@ -10,6 +9,7 @@ import brotli  # noqa: E402
 import httpx  # noqa: E402
 
 from app import WEB, FaceVAEBlocks, content_version, web_url  # noqa: E402
+from conftest import free_port  # noqa: E402
 from facevae.export import ONNX_DECODER  # noqa: E402
 from facevae.loading import BUNDLED_MODEL  # noqa: E402
 
@@ -17,12 +17,6 @@ RUNTIME = WEB / "vendor" / "onnxruntime-web"
 DECODER = BUNDLED_MODEL / ONNX_DECODER
 FILES = [WEB / "face.js", RUNTIME / "ort.wasm.min.mjs", RUNTIME / "ort-wasm-simd-threaded.wasm", DECODER]
 DECODE = {"br": brotli.decompress, "gzip": gzip.decompress}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
