@@ -12,7 +12,8 @@ import torch
 from PIL import Image
 
 from train import convert_face_api
-from train.convert_face_api import VENDOR, from_onnx, local_page, serving
+from train.browser import local_page, serving
+from train.convert_face_api import VENDOR, from_onnx
 
 WEB = Path(__file__).resolve().parent.parent / "facevae" / "web"
 PHOTOS = ["assets/examples/astronaut.jpg", "assets/examples/grace_hopper.jpg"]

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from conftest import needs_chromium
-from train.convert_face_api import local_page, serving
+from train.browser import local_page, serving
 
 pytestmark = needs_chromium
 ROOT = Path(__file__).resolve().parents[1]

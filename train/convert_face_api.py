@@ -27,13 +27,10 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import functools
-import http.server
 import json
 import shutil
 import sys
 import tempfile
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -41,6 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from train.browser import CHROMIUM, CHROMIUM_FLAGS, serving
 from train.fetch_web_runtime import ROOT, check_manifest, npm_package, vendor_main, write_manifest
 
 VENDOR = ROOT / "facevae" / "web" / "vendor" / "face-api"
@@ -48,8 +46,6 @@ PACKAGE, VERSION = "@vladmandic/face-api", "1.7.15"
 TARBALL = "vladmandic-face-api-1.7.15.tgz"
 TARBALL_SHA256 = "0d77fffeef362ef9c0939cf6c567f3a2e8e177f114fa257a3270cbd2e509b031"
 FILES = ["tiny_face_detector.onnx", "face_landmark_68.onnx", "LICENSE", "README.md"]
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu"]
 # The largest difference allowed between the ONNX files' raw outputs and face-api's (tfjs CPU
 # backend), relative to the largest magnitude of face-api's output (float32 sums in another order).
 TOLERANCE = 1e-4
@@ -299,47 +295,6 @@ window.rawOutput = async (name, pixels, side) => {
 };
 window.ready = true;
 </script>"""
-
-
-@contextlib.contextmanager
-def serving(folder: Path):
-    """An HTTP server on 127.0.0.1 for folder's files, in a thread; yields its URL."""
-    handler = functools.partial(QuietHandler, directory=str(folder))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/"
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
-def local_page(browser, url: str):
-    """A new page of browser that reaches url's server only: a request to any other host is
-    refused and kept in page.foreign_requests (the page tests and studies of facevae/web use it)."""
-    context = browser.new_context()
-    foreign = []
-
-    def only_local(route):
-        if route.request.url.startswith(url):
-            route.continue_()
-        else:
-            foreign.append(route.request.url)
-            route.abort()
-
-    context.route("**/*", only_local)
-    page = context.new_page()
-    page.foreign_requests = foreign
-    return page
-
-
-class QuietHandler(http.server.SimpleHTTPRequestHandler):
-    extensions_map = {**http.server.SimpleHTTPRequestHandler.extensions_map, ".mjs": "text/javascript",
-                      ".js": "text/javascript", ".wasm": "application/wasm"}
-
-    def log_message(self, *args):
-        pass
 
 
 def example_inputs() -> dict[str, list[np.ndarray]]:

@@ -32,11 +32,8 @@ Reproduces: docs/browser.md, "Measured" (parts 1-3: decode times, requests, slid
 from __future__ import annotations
 
 import argparse
-import functools
-import http.server
 import math
 import os
-import shutil
 import socket
 import statistics
 import subprocess
@@ -46,9 +43,9 @@ import threading
 import time
 from pathlib import Path
 
+from train.browser import CHROMIUM, CHROMIUM_FLAGS, local_page, serving
+
 ROOT = Path(__file__).resolve().parent.parent.parent
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"]
 
 RUNTIME_JS = """async ([runtime, model, threads, runs]) => {
     const ort = await import(runtime + 'ort.wasm.min.mjs');
@@ -124,34 +121,9 @@ def summary(times: list[float]) -> str:
             f"min {times[0]:5.1f} ms")
 
 
-class IsolatedHandler(http.server.SimpleHTTPRequestHandler):
-    """Serves the repository; with isolate, the headers that make a page cross-origin isolated."""
-    isolate = False
-
-    def end_headers(self):
-        if self.isolate:
-            self.send_header("Cross-Origin-Opener-Policy", "same-origin")
-            self.send_header("Cross-Origin-Embedder-Policy", "require-corp")
-        super().end_headers()
-
-    def log_message(self, *args):
-        pass
-
-
-def serve_repository(isolate: bool) -> str:
-    handler = type("Handler", (IsolatedHandler,), {"isolate": isolate})
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()),
-                                             functools.partial(handler, directory=str(ROOT)))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return f"http://127.0.0.1:{server.server_address[1]}/"
-
-
 def new_page(browser, origin: str, init_script: str | None = None):
-    context = browser.new_context(viewport={"width": 1280, "height": 1000})
-    context.route("**/*", lambda route: route.continue_() if route.request.url.startswith(origin) else route.abort())
-    if init_script:
-        context.add_init_script(init_script)
-    page = context.new_page()
+    """A local-only page (train.browser.local_page) that keeps every request's URL in page.app_requests."""
+    page = local_page(browser, origin, init_script)
     page.app_requests = []
     page.on("request", lambda request: page.app_requests.append(request.url))
     return page
@@ -160,15 +132,15 @@ def new_page(browser, origin: str, init_script: str | None = None):
 def runtime_alone(browser, runs: int) -> None:
     print(f"1. ONNX Runtime Web alone, one face, {runs} decodes after 10 to warm up")
     for isolate, threads in [(False, 1), (True, 1), (True, 2)]:
-        origin = serve_repository(isolate)
-        page = new_page(browser, origin)
-        page.goto(origin + "facevae/web/face.js")  # any page of that origin
-        result = page.evaluate(RUNTIME_JS, [origin + "facevae/web/vendor/onnxruntime-web/",
-                                            origin + "assets/facevae-celeba-128/onnx/decoder.onnx", threads, runs])
-        mean = statistics.mean(result["times"])
-        print(f"   threads {threads}, cross-origin isolated {str(result['isolated']):5}: {summary(result['times'])}  "
-              f"({1000 / mean:.0f} decodes/s)")
-        page.context.close()
+        with serving(ROOT, isolate) as origin:
+            page = new_page(browser, origin)
+            page.goto(origin + "facevae/web/face.js")  # any page of that origin
+            result = page.evaluate(RUNTIME_JS, [origin + "facevae/web/vendor/onnxruntime-web/",
+                                                origin + "assets/facevae-celeba-128/onnx/decoder.onnx", threads, runs])
+            mean = statistics.mean(result["times"])
+            print(f"   threads {threads}, cross-origin isolated {str(result['isolated']):5}: {summary(result['times'])}  "
+                  f"({1000 / mean:.0f} decodes/s)")
+            page.context.close()
 
 
 def drag_requests(page, label: str, steps: int) -> int:
@@ -509,7 +481,7 @@ def measure_mirror(p, apps: dict[str, tuple[str, subprocess.Popen]], seconds: fl
     with tempfile.TemporaryDirectory() as folder:
         for number, photo in enumerate(camera_faces()):
             video = camera_video(Path(folder) / f"camera{number}.y4m", photo)
-            flags = FLAGS + ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+            flags = CHROMIUM_FLAGS + ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
                              f"--use-file-for-fake-video-capture={video}"]
             browser = p.chromium.launch(executable_path=CHROMIUM, args=flags)
             runs = [(name, "page") for name in apps] + ([("tracked", "server")] if number == 0 else [])
@@ -570,7 +542,7 @@ def main(argv=None) -> None:
             tempfile.TemporaryDirectory() as photos, tempfile.TemporaryDirectory() as untracked, sync_playwright() as p:
         for ref, folder in [(args.baseline_ref, baseline), (args.before_ref, before), (args.untracked_ref, untracked)]:
             subprocess.run(f"git -C {ROOT} archive {ref} | tar -x -C {folder}", shell=True, check=True)
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
         apps = [("browser", ROOT), ("server", ROOT), ("baseline", Path(baseline))]
         processes = {}
         try:

@@ -64,11 +64,9 @@ import numpy as np
 from PIL import Image
 
 from facevae.export import psnr
-from train.convert_face_api import local_page, serving
+from train.browser import CHROMIUM, CHROMIUM_FLAGS, local_page, serving
 
 ROOT = Path(__file__).resolve().parents[2]
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 # The page's side: photos in and faces out as base64 RGB, and placeLandmarks (window.dlib) calling
 # dlib in Python (window.dlibLandmarks, exposed by open_align_page)
@@ -378,7 +376,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--faces", type=int, default=50)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--offset", type=int, default=0, help="start the evenly spaced val images here (1: others)")
-    parser.add_argument("--chromium", default="/usr/bin/chromium")
+    parser.add_argument("--chromium", default=CHROMIUM)
     parser.add_argument("--face-api", action="store_true", help="the page's own landmarks (detect.js), see above")
     parser.add_argument("--calibrate", type=int, default=300, help="training images for face-api's template")
     parser.add_argument("--template-out", default="", help="write face-api's template here (JSON)")
@@ -394,7 +392,7 @@ def main(argv=None) -> dict:
     rng, rows, noise = np.random.default_rng(args.seed), [], numpy_noise()
     started = time.time()
     with serve() as site, sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=args.chromium, args=FLAGS)
+        browser = p.chromium.launch(executable_path=args.chromium, args=CHROMIUM_FLAGS)
         page = open_align_page(browser, site)
         if args.face_api:
             page.evaluate(FACE_API)
