@@ -45,8 +45,9 @@ from facevae.align import TEMPLATE_FILE, align_face
 from facevae.losses import face_box
 from facevae.photo import MAX_BYTES, PhotoError, load_photo
 from facevae.latent import ACTIVE_KL, UnknownAttribute, attribute_label, attribute_order
-from facevae.pipeline import SEED_RANGE, INTERPOLATIONS, FacePipeline, animated_gif, grid_png, jpeg_bytes, png_bytes
+from facevae.pipeline import INTERPOLATIONS, FacePipeline, animated_gif, grid_png, jpeg_bytes, png_bytes
 from facevae.refine import Refinement
+from facevae.seeded import mixture_bytes
 from facevae.share import ShareError, decode_state, encode_state, latent_text, text_latent
 
 log = logging.getLogger("facevae.app")
@@ -57,6 +58,8 @@ FIRST_ATTRIBUTE_SLIDERS = 8  # shown at once; the others under "More attributes"
 SEED_INFO = "Any whole number; very large ones are taken modulo 2⁶⁴."
 OUTPUT_DIR = Path(tempfile.mkdtemp(prefix="facevae-"))
 atexit.register(shutil.rmtree, OUTPUT_DIR, ignore_errors=True)
+PAGE_CACHE = Path(tempfile.mkdtemp(prefix="facevae-page-"))  # files the app makes for the page (page_mixture_file)
+atexit.register(shutil.rmtree, PAGE_CACHE, ignore_errors=True)
 # Gradio copies each returned file into its own cache as the event ends; ours are kept a while
 # only so that a slow event never loses its file.
 OUTPUT_MAX_AGE_SECONDS = 600
@@ -181,15 +184,15 @@ def content_version(path: Path) -> str:
 
 
 class PageFiles:
-    """ASGI middleware in front of Gradio's /file= route, for the page's own modules, runtime and
-    models (.js, .mjs, .wasm, .onnx under `roots`): each is sent brotli- or gzip-compressed where the
-    browser takes it (compressed once, on its first request, and kept), with an ETag, and cached: for
+    """ASGI middleware in front of Gradio's /file= route, for the page's own modules, runtime, models
+    and mixture prior (.js, .mjs, .wasm, .onnx, .f16 under `roots`): each is sent brotli- or
+    gzip-compressed where the browser takes it (compressed once, on its first request, and kept), with an ETag, and cached: for
     a year and never revalidated when its URL carries its version (web_url), else revalidated on each
     use (modules a module imports by a relative path). Anything else goes on to Gradio.
     docs/browser.md measures what each encoding saves."""
 
     SUFFIXES = {".js": "text/javascript", ".mjs": "text/javascript", ".wasm": "application/wasm",
-                ".onnx": "application/octet-stream"}
+                ".onnx": "application/octet-stream", ".f16": "application/octet-stream"}
     BROTLI_QUALITY = 9  # on the runtime's .wasm: 2.69 MB in 5 s, against 2.83 MB in 0.8 s at 5 (gzip -9: 3.65 MB)
     YEAR = "public, max-age=31536000, immutable"
 
@@ -623,42 +626,38 @@ def live_mirror(pipeline: FacePipeline) -> None:
 @dataclass
 class RandomFacesTab:
     inputs: list  # count, seed, temperature, prior
-    draw: callable  # the faces' value from the inputs
-    outputs: list
+    outputs: list  # the faces (RandomFaces)
 
 
-def latent_parts(pipeline: FacePipeline, n: int, seed: int, prior: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """The seed's n latents as centres and offsets, each latent centre + T·offset at temperature T:
-    the very draws and formula of FaceVAE.sample_latents and LatentStats.sample_mixture (the prior's
-    mean 0 and the noise; a mixture component's mean and the noise times its scale), so the page
-    can move the temperature itself."""
-    model = pipeline.model
-    generator = torch.Generator().manual_seed(int(seed) % SEED_RANGE)
-    if prior == "mixture" and model.latent_stats is not None:
-        stats = model.latent_stats
-        components = torch.multinomial(stats.mixture_weights, n, replacement=True, generator=generator)
-        noise = torch.randn(n, model.latent_dim, 1, generator=generator)
-        return stats.mixture_means[components], (stats.mixture_scale_trils[components] @ noise).squeeze(-1)
-    if prior != "normal":
-        raise gr.Error(f"prior must be one of {pipeline.priors}, got {prior!r}")
-    return torch.zeros(n, model.latent_dim), torch.randn(n, model.latent_dim, generator=generator)
+MAX_FACES = 64
+# The faces' value from the tab's controls, made in the page (fn=None): the page draws the faces.
+RANDOM_VALUE_JS = ("(count, seed, temperature, prior) => ({seed: Math.round(Number(seed) || 0), "
+                   "count: Math.round(count), temperature, prior})")
+# "Draw faces" draws the value again in the page (random.js listens): an equal value would not redraw.
+RANDOM_REDRAW_JS = "() => { document.getElementById('random-faces')?.dispatchEvent(new Event('redraw')); }"
 
 
-def float32_text(x: torch.Tensor) -> str:
-    """A float32 tensor's bytes in base64: the page's exact numbers, in a third of JSON's size."""
-    return base64.b64encode(x.contiguous().float().numpy().tobytes()).decode()
-
-
-def text_float32(text: str, shape: tuple[int, ...]) -> torch.Tensor:
-    return torch.from_numpy(np.frombuffer(base64.b64decode(text), dtype=np.float32).copy()).reshape(shape)
+def page_mixture_file(pipeline: FacePipeline) -> Path | None:
+    """The fitted mixture for the page (facevae.seeded.mixture_bytes: float16, 2.6 MB for 64
+    components of 200 dimensions), written at start beside nothing in git: PAGE_CACHE, under a
+    name of its content's, so that a new mixture gets a new address."""
+    stats = pipeline.model.latent_stats
+    if stats is None:
+        return None
+    data = mixture_bytes(stats.mixture_weights, stats.mixture_means, stats.mixture_scale_trils)
+    path = PAGE_CACHE / f"mixture-{hashlib.sha256(data).hexdigest()[:12]}.f16"
+    if not path.exists():
+        path.write_bytes(data)
+    return path
 
 
 class RandomFaces(ValueHTML):
     """Random faces drawn in the page (facevae/web/random.js), each on a <canvas> in #random-faces.
-    Its value is the draw: {"centers", "offsets" (float32_text, count×latent_dim each), "count",
-    "temperature"}, face i the latent centers[i] + temperature·offsets[i] (latent_parts): the
-    Temperature slider changes only the value's temperature, in the page, and the faces are drawn
-    anew with no call to the server. Where the page cannot decode, its server function draws them."""
+    Its value is the draw: {"seed", "count", "temperature", "prior"}, which the page's seeded
+    generator turns into the same latents as FacePipeline.seed_latents (facevae/web/seeded.js,
+    facevae.seeded; the mixture's parameters fetched from mixture_url when first needed). Every
+    control changes the value in the page (RANDOM_VALUE_JS) and the faces are drawn anew with no
+    call to the server. Where the page cannot decode, its server function draws them."""
 
     TEMPLATE = ("<div id='random-faces' class='faces' data-draws='0'></div>"
                 "<div class='random-footer'><span class='random-mode'>Loading the decoder…</span>"
@@ -670,13 +669,14 @@ class RandomFaces(ValueHTML):
                          color: var(--body-text-color-subdued); margin-top: 4px; }
     """
 
-    def __init__(self, pipeline: FacePipeline, **kwargs):
-        latent_dim = pipeline.model.latent_dim
-
+    def __init__(self, pipeline: FacePipeline, mixture: Path | None, **kwargs):
         def decode_faces(value):
             """The faces as PNG data URLs, for a page that cannot decode them itself."""
             try:
-                z = random_latents(value, latent_dim)
+                count = int(value["count"])
+                if not 1 <= count <= MAX_FACES:
+                    raise ValueError(f"count must be 1 to {MAX_FACES}, got {count}")
+                z = pipeline.seed_latents(int(value["seed"]), count, float(value["temperature"]), value["prior"])
             except (KeyError, TypeError, ValueError) as error:
                 return {"error": f"cannot draw these faces: {error}"}
             return {"pngs": [data_url(face) for face in pipeline.decode(z)]}
@@ -685,18 +685,12 @@ class RandomFaces(ValueHTML):
         super().__init__(value=None, html_template=self.TEMPLATE, css_template=self.STYLE, js_on_load=PAGE_MODULE_JS,
                          server_functions=[decode_faces], apply_default_css=False, module_url=web_url(WEB / "random.js"),
                          runtime_url=web_url(WEB / "vendor" / "onnxruntime-web"),
-                         onnx_url=web_url(onnx) if onnx is not None else None, size=pipeline.model.image_size,
-                         **kwargs)
+                         onnx_url=web_url(onnx) if onnx is not None else None,
+                         mixture_url=web_url(mixture) if mixture is not None else None,
+                         latent_dim=pipeline.model.latent_dim, size=pipeline.model.image_size, **kwargs)
 
 
-def random_latents(value: dict, latent_dim: int) -> torch.Tensor:
-    """A RandomFaces value's latents, as the page computes them."""
-    count = int(value["count"])
-    centers, offsets = (text_float32(value[key], (count, latent_dim)) for key in ("centers", "offsets"))
-    return centers + float(value["temperature"]) * offsets
-
-
-def random_faces_tab(pipeline: FacePipeline) -> RandomFacesTab:
+def random_faces_tab(pipeline: FacePipeline, mixture: Path | None) -> RandomFacesTab:
     def sample(count, seed, temperature, prior):
         grid = pipeline.sample_grid(int(count), int(seed or 0), float(temperature), prior)
         return image_file(grid, f"faces-{prior}-seed{int(seed or 0)}.png")
@@ -706,20 +700,13 @@ def random_faces_tab(pipeline: FacePipeline) -> RandomFacesTab:
         gallery = [image_file(face, f"face-{i + 1}.png") for i, face in enumerate(faces)]
         return gallery, save_output(grid_png(faces), f"faces-{prior}-seed{int(seed or 0)}.png")
 
-    @user_errors
-    def draw(count, seed, temperature, prior):
-        """The faces' value: the seed's latents as centres and offsets, which the page draws."""
-        centers, offsets = latent_parts(pipeline, int(count), int(seed or 0), prior)
-        return dict(centers=float32_text(centers), offsets=float32_text(offsets), count=int(count),
-                    temperature=float(temperature))
-
     def share_state(count, seed, temperature, prior):
         return "?share=" + encode_state(dict(tab="random", count=int(count), seed=int(seed or 0),
                                              temperature=float(temperature), prior=prior))
 
     with gr.Tab("Random faces", id="random"):
         with gr.Row():
-            count = gr.Slider(1, 64, value=16, step=1, label="Count")
+            count = gr.Slider(1, MAX_FACES, value=16, step=1, label="Count")
             seed = seed_input("Seed", 0)
             # 1: the mixture as fitted. Lower draws blander, softer faces further from the photos
             # (at 0.8 a pixel FD about 3x as large, detail 0.31 of the photos' against 0.45; docs/training.md)
@@ -727,7 +714,7 @@ def random_faces_tab(pipeline: FacePipeline) -> RandomFacesTab:
             prior = gr.Radio(pipeline.priors, value=pipeline.priors[-1], label="Prior",
                              info="mixture: a Gaussian mixture fitted to the training faces' latents")
         draw_button = gr.Button("Draw faces", variant="primary")
-        faces = RandomFaces(pipeline, elem_id="random-faces-block")
+        faces = RandomFaces(pipeline, mixture, elem_id="random-faces-block")
         share, link = share_row("random")
         inputs = [count, seed, temperature, prior]
         # /sample answers API callers with one PNG of all the faces (one download, not one per
@@ -735,16 +722,12 @@ def random_faces_tab(pipeline: FacePipeline) -> RandomFacesTab:
         gr.Button(visible=False).click(sample, inputs, gr.Image(visible=False), api_name="sample")
         gr.Button(visible=False).click(sample_gallery, inputs, [gr.Gallery(visible=False), gr.File(visible=False)],
                                        api_name="sample_gallery")
-        draw_button.click(draw, inputs, faces, api_visibility="private")
-        for control in (count, seed, prior):  # a new draw: the latents come from the server
-            control.change(draw, inputs, faces, api_visibility="private", trigger_mode="always_last")
-        # the temperature moves the faces in the page: fn=None, nothing is sent
-        temperature.input(None, [faces, temperature], faces, js=RANDOM_TEMPERATURE_JS)
+        # Every control changes the value, and the button redraws it, in the page: fn=None, nothing is sent
+        for control in (count, seed, temperature, prior):
+            control.change(None, inputs, faces, js=RANDOM_VALUE_JS, api_visibility="private")
+        draw_button.click(None, js=RANDOM_REDRAW_JS, api_visibility="private")
         wire_share(share, share_state, inputs, link)
-    return RandomFacesTab(inputs, draw, [faces])
-
-
-RANDOM_TEMPERATURE_JS = "(faces, temperature) => faces && {...faces, temperature}"
+    return RandomFacesTab(inputs, [faces])
 
 
 # ---------------------------------------------------------------- Morph
@@ -1076,14 +1059,16 @@ def restore_from_link(pipeline: FacePipeline, tabs: gr.Tabs, random: RandomFaces
 
 def build_demo(pipeline: FacePipeline) -> gr.Blocks:
     model = pipeline.model
-    gr.set_static_paths([WEB, *model.onnx.values(), *EXAMPLES])
+    mixture = page_mixture_file(pipeline)
+    page_files = [WEB, *model.onnx.values(), *([mixture] if mixture else [])]
+    gr.set_static_paths([*page_files, *EXAMPLES])
     with FaceVAEBlocks(title="FaceVAE", delete_cache=(1800, 3600)) as demo:
-        demo.page_roots = (WEB, *model.onnx.values())
+        demo.page_roots = tuple(page_files)
         gr.Markdown(f"# FaceVAE\nA variational autoencoder of faces (128×128, {model.latent_dim}-dimensional latent). "
                     f"Weights: **{model.source}**.")
         with gr.Tabs() as tabs:
             reconstruct_tab(pipeline)
-            random = random_faces_tab(pipeline)
+            random = random_faces_tab(pipeline, mixture)
             morph = morph_tab(pipeline)
             explorer = explorer_tab(pipeline, pipeline.dimension_activity())
 
@@ -1094,8 +1079,8 @@ def build_demo(pipeline: FacePipeline) -> gr.Blocks:
         # The explorer and the morph open with a face: their latents (the page decodes them)
         load.then(explorer.render, explorer.inputs, explorer.face, api_visibility="private")
         load.then(morph.render, morph.inputs, morph.blend, api_visibility="private")
-        # The random faces' latents (a few kB; the page draws them when their tab is first shown)
-        load.then(random.draw, random.inputs, random.outputs, api_visibility="private")
+        # The random faces' value, made in the page (it draws them when their tab is first shown)
+        load.then(None, random.inputs, random.outputs, js=RANDOM_VALUE_JS, api_visibility="private")
     return demo
 
 

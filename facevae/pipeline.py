@@ -5,6 +5,7 @@ re-detect and re-encode the face), so interactive updates cost one decoder pass.
 """
 from __future__ import annotations
 
+import functools
 import io
 import os
 import threading
@@ -24,9 +25,9 @@ from .metrics import face_psnr, mse, psnr
 from .model import FaceVAE
 from .preprocess import to_grid, to_image, to_tensor
 from .refine import Refinement, refine_latents
+from .seeded import page_mixture, seeded_latents
 
 INTERPOLATIONS = {"spherical": slerp, "linear": lerp}
-SEED_RANGE = 2**64  # torch.Generator.manual_seed takes 0 … 2**64 - 1
 
 
 @dataclass
@@ -118,9 +119,18 @@ class FacePipeline:
         return face, to_image(y), psnr(x, y).item(), info
 
     def seed_latents(self, seed: int, n: int = 1, temperature: float = 1.0, prior: str = "normal") -> torch.Tensor:
-        """n latents drawn from the prior with a fixed seed: the same seed, the same faces. Any
-        whole number is a seed: it is taken modulo 2**64, the generator's range."""
-        return self.model.sample_latents(n, temperature, prior, torch.Generator().manual_seed(int(seed) % SEED_RANGE))
+        """n latents drawn from the prior with a fixed seed: the same seed, the same faces, the page's
+        too (facevae.seeded, whose generator facevae/web/seeded.js repeats). Any whole number is a
+        seed: it is taken modulo 2**64. Face i is the same for any n ≥ i + 1."""
+        return torch.from_numpy(seeded_latents(seed, n, self.model.latent_dim, temperature, prior, self.page_mixture))
+
+    @functools.cached_property
+    def page_mixture(self) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """The fitted mixture's weights, means and scale factors as the page gets them (seeded.page_mixture)."""
+        stats = self.model.latent_stats
+        if stats is None:
+            return None
+        return page_mixture(stats.mixture_weights, stats.mixture_means, stats.mixture_scale_trils)
 
     @torch.inference_mode()
     def sample(self, n: int, seed: int, temperature: float = 1.0, prior: str = "normal") -> list[Image.Image]:

@@ -94,3 +94,40 @@ def test_subspace_mixture_models_the_top_components_and_one_gaussian_on_the_rest
     assert abs(full.score(held_out) - gaussian_mixture(2).fit(points).score(held_out)) < 0.01
     assert full.score(held_out) > mixture.score(held_out) - 1.0
     assert subspace_mixture(points, 1, dims=None).score(held_out) < full.score(held_out)
+
+
+def test_the_seeded_generators_normals_are_standard_and_a_seed_is_taken_modulo_2_to_the_64():
+    from facevae.seeded import Seeded, seed_state
+
+    noise = Seeded(seed_state(1)).normals(200_001)
+    assert noise.shape == (200_001,) and abs(noise.mean()) < 0.01 and abs(noise.std() - 1) < 0.01
+    assert abs(np.corrcoef(noise[:-2:2], noise[1:-1:2])[0, 1]) < 0.01  # a Box–Muller pair is independent
+    assert seed_state(7) == 7 and seed_state(7 + 2**64) == 7 and seed_state(-1) == seed_state(2**64 - 1) == 0
+    assert seed_state(2**32) != seed_state(0)
+    generator = Seeded(5)
+    first, rest = generator.uniforms(3), generator.uniforms(2)  # a run drawn in parts is the run drawn at once
+    assert np.array_equal(np.concatenate([first, rest]), Seeded(5).uniforms(5)) and 0 < first.min() < first.max() < 1
+
+
+def test_seeded_latents_face_by_face_with_the_temperature_scaling_the_spread():
+    from facevae.pipeline import FacePipeline
+    from facevae.seeded import mixture_bytes
+
+    pipeline = FacePipeline(load_model(), refinement=None)
+    weights, means, trils = pipeline.page_mixture
+    for prior in ("normal", "mixture"):
+        five = pipeline.seed_latents(11, 5, 1.0, prior)
+        assert five.dtype == torch.float32 and five.shape == (5, 200)
+        assert torch.equal(pipeline.seed_latents(11, 2, 1.0, prior), five[:2])  # face i whatever the count
+        assert not torch.equal(pipeline.seed_latents(12, 2, 1.0, prior), five[:2])
+    centres, cool, warm = (pipeline.seed_latents(3, 8, t, "mixture").double().numpy() for t in (0.0, 0.5, 1.5))
+    assert all(np.isclose(means, centre, atol=1e-6).all(1).any() for centre in centres)  # components' means
+    assert len({tuple(centre) for centre in centres}) > 1
+    assert np.allclose((warm - centres) / 1.5, (cool - centres) / 0.5, atol=1e-5)
+    # the page's file: float16 weights, means and lower triangles, the numbers the pipeline draws with
+    stats = pipeline.model.latent_stats
+    numbers = np.frombuffer(mixture_bytes(stats.mixture_weights, stats.mixture_means, stats.mixture_scale_trils), "<f2")
+    c, d = means.shape
+    rows, columns = np.tril_indices(d)
+    assert np.array_equal(numbers.astype(np.float64), np.concatenate([weights, means.ravel(), trils[:, rows, columns].ravel()]))
+    assert np.array_equal(trils, np.tril(trils)) and numbers.nbytes == 2 * c * (1 + d + d * (d + 1) // 2)

@@ -31,6 +31,7 @@
 // there, beyond the photo).
 
 import { makeCanvas, sizeOf } from './canvas.js';
+import { mulberry32, normals } from './seeded.js';
 
 export const CELEBA_SIZE = [178, 218];  // width, height of CelebA's aligned images
 export const IMAGE_SIZE = 128;
@@ -443,25 +444,9 @@ const noises = new Map();
 
 export function unitNoise(length, seed = 0) {
   // Standard normal noise, the same for the same length: numpy's default_rng(0) is not reproduced
-  // (PCG64 and its ziggurat), a small seeded generator (mulberry32) and Box–Muller stand in
+  // (PCG64 and its ziggurat), seeded.js's generator (mulberry32 and Box–Muller) stands in
   const key = `${length}:${seed}`;
-  if (!noises.has(key)) {
-    let state = seed >>> 0;
-    const uniform = () => {
-      state = (state + 0x6D2B79F5) >>> 0;
-      let t = state;
-      t = Math.imul(t ^ (t >>> 15), t | 1);
-      t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-      return (((t ^ (t >>> 14)) >>> 0) + 0.5) / 4294967296;
-    };
-    const noise = new Float32Array(length);
-    for (let i = 0; i < length; i += 2) {
-      const r = Math.sqrt(-2 * Math.log(uniform())), a = 2 * Math.PI * uniform();
-      noise[i] = r * Math.cos(a);
-      if (i + 1 < length) noise[i + 1] = r * Math.sin(a);
-    }
-    noises.set(key, noise);
-  }
+  if (!noises.has(key)) noises.set(key, normals(mulberry32(seed), length, new Float32Array(length)));
   return noises.get(key);
 }
 

@@ -16,7 +16,8 @@ export function drawNewest(element, props, watch, how) {
   //       failed: the note's start when a drawing fails,
   //       drawn(): called after each drawing,
   //       loadOnValue: start loading at the first value too (a button's), not only once the block is seen}
-  // element.dataset.mode says which: 'browser' or 'server'.
+  // element.dataset.mode says which: 'browser' or 'server'. Returns {redraw()}: draws the value
+  // again (Gradio calls watch only when a value differs from the last).
   let draw = null, pending = null, busy = false, valueCame;
   const firstValue = new Promise((resolve) => { valueCame = resolve; });
 
@@ -54,6 +55,7 @@ export function drawNewest(element, props, watch, how) {
     how.note.textContent = how.serverNote(error.message ?? String(error));
     draw = how.onServer;
   }).finally(() => show(pending ?? props.value));
+  return { redraw: () => show(props.value) };
 }
 
 export function canvasesIn(box, count, size, label) {
