@@ -152,12 +152,30 @@ def chromium(playwright):
     browser.close()
 
 
+# The files that took longest, slowest first (--durations, 2 cores, beside other work): each worker
+# takes the next file as it finishes one (--dist loadfile; --no-loadscope-reorder keeps this order),
+# so the long ones start early and the two workers end together. A file not named runs after them.
+SLOWEST_FIRST = ["test_train.py", "test_align.py", "test_app.py", "test_face_recognition.py", "test_evaluate.py",
+                 "test_publish.py", "test_readme.py", "test_hub.py", "test_onnx.py", "test_feature_net.py",
+                 "test_identity.py",
+                 # the browser's, run last (see below)
+                 "test_browser.py", "test_random_faces_js.py", "test_morph_gif_js.py", "test_mirror_js.py",
+                 "test_refine_js.py", "test_align_js.py"]
+
+
 def pytest_collection_modifyitems(items):
-    """The test files that use the browser run last, in their order, the rest in theirs: from the first
-    browser test on the session's Playwright holds an event loop in this thread (see playwright).
-    Their tests are marked `browser` (a quick local run: -m "not browser")."""
+    """The test files that use the browser run last, the rest before them: from the first browser
+    test on the session's Playwright holds an event loop in this thread (see playwright). Within
+    each part the slowest files go first (SLOWEST_FIRST). Their tests are marked `browser` (a quick
+    local run: -m "not browser")."""
     uses_browser = {item.module for item in items if "playwright" in getattr(item, "fixturenames", ())}
     for item in items:
         if "playwright" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.browser)
-    items.sort(key=lambda item: getattr(item, "module", None) in uses_browser)
+
+    def order(item) -> tuple[bool, int]:
+        name = Path(str(item.fspath)).name
+        return (getattr(item, "module", None) in uses_browser,
+                SLOWEST_FIRST.index(name) if name in SLOWEST_FIRST else len(SLOWEST_FIRST))
+
+    items.sort(key=order)

@@ -255,6 +255,8 @@ def test_concurrent_requests_align_alike(celeba_like):
 
 @pytest.mark.skipif(not CELEBA.is_dir(), reason="the CelebA data is not on this machine")
 def test_the_template_script_reproduces_the_shipped_template(tmp_path):
+    """Slow by nature: dlib's landmarks on 300 real faces, the fewest whose mean lands within a
+    pixel of the shipped template's 3,000."""
     from train.studies.calibrate_align import main
 
     fresh = main(["--data", str(CELEBA), "--images", "300", "--out", str(tmp_path / "template.json")])
@@ -267,6 +269,8 @@ def test_the_template_script_reproduces_the_shipped_template(tmp_path):
 
 @pytest.mark.skipif(not CELEBA.is_dir(), reason="the CelebA data is not on this machine")
 def test_real_celeba_faces_rolled_in_photos_are_framed_as_crop_celeba():
+    """Slow by nature: 31 real faces, each rolled into a photo of its own, found and aligned there
+    (dlib's detector on every rolled copy it tries)."""
     from facevae import to_tensor
     from facevae.data import find_splits
     from facevae.metrics import psnr

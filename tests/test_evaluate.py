@@ -7,6 +7,8 @@ from in_process import run_module
 
 
 def test_latent_stats_and_evaluation_scripts_run_on_a_tiny_folder(celeba_dir, tmp_path):
+    """Slow by nature: four scripts end to end on one model (training, latent statistics, the
+    evaluation with dlib's descriptors, compare_levers), each the way a user runs it."""
     run = tmp_path / "run"
     # a model of one step is what the scripts need: their outputs' form, not its quality, is checked
     run_module("train.train", "--data", celeba_dir, "--out", run, "--epochs", 1, "--batch-size", 8, "--max-steps", 1,

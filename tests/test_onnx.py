@@ -26,6 +26,8 @@ def test_the_shipped_onnx_files_match_the_shipped_weights():
 
 
 def test_one_command_exports_a_model_folders_onnx_files(tmp_path, capsys):
+    """Slow by nature: the full model's two exports, each checked against torch and float32, as a
+    user's run makes them."""
     folder = tmp_path / "model"
     shutil.copytree(BUNDLED_MODEL, folder, ignore=shutil.ignore_patterns("onnx", "*.png"))
     assert load_model(folder).onnx == {}
