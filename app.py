@@ -1031,7 +1031,8 @@ def restore_from_link(pipeline: FacePipeline, tabs: gr.Tabs, random: RandomFaces
         try:
             state = decode_state(text)
             if state["tab"] == "random":
-                values = [state["count"], state["seed"], state["temperature"], state["prior"]]
+                # the seed as the generator takes it (modulo 2**64): a larger one cannot reach the page
+                values = [state["count"], int(state["seed"]) % 2**64, state["temperature"], state["prior"]]
                 updates.update(zip(random.inputs, values))
             elif state["tab"] == "morph":
                 t, method, shared_a, shared_b = morph.inputs[4:]

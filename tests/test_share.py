@@ -56,7 +56,7 @@ def test_the_load_event_restores_each_tab_from_its_link(monkeypatch):
         return dict(zip(outputs, values))
 
     shown = open_link(dict(tab="random", count=9, seed=2**70, temperature=0.5, prior="normal"))
-    assert [shown[c] for c in random.inputs] == [9, 2**70, 0.5, "normal"]
+    assert [shown[c] for c in random.inputs] == [9, 2**70 % 2**64, 0.5, "normal"]  # the same faces (seeded.seed_state)
     assert shown[tabs].selected == "random"
 
     z = pipeline.latent(None, 5)
