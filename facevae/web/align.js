@@ -576,7 +576,7 @@ export function cropCeleba(frame, size = IMAGE_SIZE) {
 
 // ---------------------------------------------------------------- faces
 
-function describe(face) {
+export function describe(face) {
   // align.Face's properties: size (the eye distance), roll (degrees, clockwise), the crop's corners
   const [left, right] = fivePoints(face.landmarks), size = Math.hypot(right[0] - left[0], right[1] - left[1]);
   if (!face.matrix) return { ...face, size };

@@ -30,6 +30,30 @@ export function drawPlanes(canvas, planes) {
   g.putImageData(image, 0, 0);
 }
 
+export function canvasPlanes(canvas) {
+  // drawPlanes' inverse: the canvas's RGB as planes in [0, 1]
+  const { width, height } = canvas, size = width * height;
+  const rgba = canvas.getContext('2d', { willReadFrequently: true }).getImageData(0, 0, width, height).data;
+  const planes = new Float32Array(3 * size);
+  for (let p = 0; p < size; p++) {
+    planes[p] = rgba[4 * p] / 255;
+    planes[size + p] = rgba[4 * p + 1] / 255;
+    planes[2 * size + p] = rgba[4 * p + 2] / 255;
+  }
+  return planes;
+}
+
+export function warpedCanvas(source, transform, width, height) {
+  // a width×height canvas of source seen through transform ([[a, c, e], [b, d, f]]: source point
+  // -> canvas point, pixel corners at whole numbers), drawn by the browser (bilinear, smoothed
+  // when shrinking); beyond the source it stays transparent
+  const canvas = makeCanvas(width, height), g = canvas.getContext('2d', { willReadFrequently: true });
+  g.imageSmoothingQuality = 'high';
+  g.setTransform(transform[0][0], transform[1][0], transform[0][1], transform[1][1], transform[0][2], transform[1][2]);
+  g.drawImage(source, 0, 0);
+  return canvas;
+}
+
 export async function drawUrl(canvas, url) {
   const image = new Image();
   image.src = url;

@@ -109,7 +109,7 @@ export function mount(element, props, server) {
   async function loadModels() {
     pipeline = await models();  // frames go to the server only where the page cannot run the models
     if (!pipeline) return;
-    align = faceTracker(pipeline, { detection: MIRROR_DETECTION });
+    align = faceTracker(pipeline, props.template, { detection: MIRROR_DETECTION });
     // the worker once for the page; where it cannot run, the page reconstructs between frames
     reconstruct ??= await workerReconstruction(props).catch(
       () => async (planes) => (await pipeline.encode(planes)).image);

@@ -90,9 +90,10 @@ async function photoPipeline(props) {
       return alignFound(bitmap, await findFaces(finder, bitmap, detection), { faceIndex });
     },
     // the two halves of align, for track.js: the faces found, and a face aligned from its box or
-    // landmarks (alignFace's options: rounds, faceIndex)
+    // landmarks (alignFace's options: rounds, faceIndex); and the landmark net alone
     detect: (source, detection = {}) => findFaces(finder, source, detection),
     alignFound,
+    placeLandmarks,
     async encode(planes) {
       const z = await refiner.encode(planes);
       return { z, image: await refiner.decode(z) };
