@@ -82,20 +82,6 @@ def shots(tmp_path) -> Path:
     return folder
 
 
-FACES_JS = ("() => [...document.querySelectorAll('img')].filter(i => i.complete && i.naturalWidth === 128"
-            " && i.offsetParent !== null).length")
-
-
-def visible_faces(page, expected: int) -> int:
-    """Model outputs (128×128 images) loaded and visible, once `expected` have arrived or after
-    30 s (a gallery's images load one by one after the event itself has finished)."""
-    try:
-        page.wait_for_function(f"() => ({FACES_JS})() >= {expected}", timeout=30_000)
-    except Exception:
-        pass  # the assertion that follows reports the count
-    return page.evaluate(FACES_JS)
-
-
 def random_faces(page) -> int:
     """The Random faces tab's faces, drawn on canvases in #random-faces by the page, once drawn."""
     page.wait_for_function("() => document.querySelector('#random-faces')?.dataset.draws >= 1", timeout=60_000)
@@ -216,9 +202,11 @@ def test_morph_and_sample_in_a_browser(page, shots, browser_page):
     page.wait_for_function("() => [...document.querySelectorAll('.photo-note')].filter("
                            "n => n.innerText.includes('stayed in this browser')).length === 2", timeout=120_000)
     run_and_wait(page, "Make strip and GIF")
-    assert visible_faces(page, 10) == 10  # a strip of 10 frames (the blend is a canvas)
+    # a strip of 10 frames and its GIF, made in the page (tests/test_morph_gif_js.py checks them)
+    page.wait_for_function("() => Number(document.querySelector('#morph-strip')?.dataset.draws) >= 1", timeout=60_000)
+    assert page.locator("#morph-strip canvas").count() == 10
     page.screenshot(path=str(shots / "morph.png"), full_page=True)
-    assert page.locator("a[href*='.gif']").count() >= 1
+    assert page.locator("#morph-animation a.gif-download").get_attribute("href").startswith("blob:")
     link = share_link(page, "morph")
     other = browser_page(link)  # the same two faces, halfway, from the link alone (no photos in it)
     wait_for_tab(other, "Morph")
