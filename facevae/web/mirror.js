@@ -37,6 +37,27 @@ function workerReconstruction(props) {
   });
 }
 
+function cameraFrames(video) {
+  // {next()}: resolves at once when the camera has shown a frame since the last call, else at its
+  // next frame: a face is never worked out twice from the same frame (a camera at 30 frames a
+  // second gives at most 30 faces), nor waited for when one is there
+  if (!('requestVideoFrameCallback' in video)) return { next: () => Promise.resolve() };
+  let shown = 0, taken = 0, waiting = null;
+  const onFrame = () => {
+    shown++;
+    waiting?.();
+    waiting = null;
+    video.requestVideoFrameCallback(onFrame);
+  };
+  video.requestVideoFrameCallback(onFrame);
+  return {
+    async next() {
+      if (shown === taken) await new Promise((resolve) => { waiting = resolve; });
+      taken = shown;
+    },
+  };
+}
+
 export function mount(element, props, server) {
   const $ = (selector) => element.querySelector(selector);
   const start = $('.start'), stop = $('.stop'), video = $('video'), status = $('.status');
@@ -79,9 +100,12 @@ export function mount(element, props, server) {
     status.textContent = `${result.status} · each frame is sent to the server`;
   }
 
+  const newFrames = cameraFrames(video);
+
   async function loop() {
     let reconstructing = Promise.resolve();  // the face before this frame's, in the worker
     while (stream) {
+      await newFrames.next();
       const width = Math.min(video.videoWidth, props.mirror_side);
       if (!width) {
         await new Promise(requestAnimationFrame);
