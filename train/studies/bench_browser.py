@@ -15,7 +15,9 @@ In headless Chromium (Debian's), with every other host blocked:
    with WebAssembly deleted, on the server (the examples, and --photos val photos of CelebA
    enlarged to each of --sides); the requests and bytes each photo sends, the server's CPU per
    photo; --people pages choosing a photo at once (each its first, so its models load then too); the live
-   mirror's faces per second from a fake camera, and what it sends.
+   mirror (--mirror alone): its faces per second from a fake camera showing each of three faces
+   crossing the frame, followed (this checkout) and detected on every frame (--untracked-ref),
+   how often the detector ran, and what it sends.
 5. The first visit (--first-visit alone; also after the rest), this checkout against --before-ref:
    the bytes each file took on the wire and its size uncompressed, on the way to the explorer's
    first face and to a refined photo (each in a fresh browser context: nothing cached), and the
@@ -27,7 +29,8 @@ In headless Chromium (Debian's), with every other host blocked:
    4 ms (16 and 64 faces, drawn in the page), and the requests to the server's queue or API meanwhile.
 
 Reproduces: docs/browser.md, "Measured" (parts 1-3: decode times, requests, slider-to-pixels),
-"Photos and the mirror" (part 4, --photos-only) and "The first visit" (parts 5-7).
+"Photos and the mirror" (part 4, --photos-only), "The live mirror" (--mirror), "The first visit"
+(parts 5-6) and "Random faces in the page" (part 7).
 """
 from __future__ import annotations
 
