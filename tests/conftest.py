@@ -14,9 +14,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+from train.browser import CHROMIUM, CHROMIUM_FLAGS
+
 needs_chromium = pytest.mark.skipif(not Path(CHROMIUM).exists(),
                                     reason="Debian's chromium is not installed (.ci/run installs it)")
 

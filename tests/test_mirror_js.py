@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 from gradio_client import handle_file
 
-from conftest import CHROMIUM, CHROMIUM_FLAGS, needs_chromium
+from conftest import needs_chromium
 from test_app import ASTRONAUT, client, server  # noqa: F401  (the app server and its API client)
+from train.browser import CHROMIUM, CHROMIUM_FLAGS
 from train.studies.bench_browser import camera_video
 from test_browser import png_pixels, reconstruct_in, shots, shown_face  # noqa: F401
 

@@ -68,7 +68,9 @@ def test_publish_sends_the_model_and_exactly_the_spaces_files_and_a_second_run_c
             "assets/facevae-celeba-128/onnx/encoder.onnx",
             "facevae/web/vendor/face-api/LICENSE",
             "facevae/web/vendor/onnxruntime-web/ort-wasm-simd-threaded.wasm",
-            "facevae/web/vendor/onnxruntime-web/LICENSE"} <= set(space)
+            "facevae/web/vendor/onnxruntime-web/LICENSE", "facevae/web/vendor/gifenc/gifenc.esm.js",
+            "facevae/web/vendor/gifenc/LICENSE.md", "facevae/web/track.js",
+            "facevae/web/reconstruct_worker.js"} <= set(space)
     assert not any(name.startswith(("tests/", "runs/", "train/", ".ci/")) for name in space)
     images = {name for name in space if name.lower().endswith((".jpg", ".jpeg", ".png", ".webp"))}
     assert images == {"assets/examples/astronaut.jpg", "assets/examples/grace_hopper.jpg"}  # public domain, no CelebA

@@ -38,7 +38,8 @@ ROOT = Path(__file__).resolve().parent.parent
 # on the Hub) and face-api's detector and landmarks as ONNX; onnx/*.onnx: the decoder (with its VJP)
 # and encoder the page runs.
 SPACE_FILES = ["app.py", "requirements.txt", "facevae/*.py", "facevae/*.json", "facevae/web/*.js",
-               "facevae/web/vendor/onnxruntime-web/*", "facevae/web/vendor/face-api/*", "assets/examples/*",
+               "facevae/web/vendor/onnxruntime-web/*", "facevae/web/vendor/face-api/*", "facevae/web/vendor/gifenc/*",
+               "assets/examples/*",
                *(f"assets/{BUNDLED_MODEL.name}/{name}" for name in
                  ("config.json", "model.safetensors", "latent_stats.safetensors", "onnx/*.onnx"))]
 

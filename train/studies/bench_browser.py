@@ -28,7 +28,7 @@ In headless Chromium (Debian's), with every other host blocked:
 7. Random faces (--random, alone): the redraws per second while the Temperature slider moves every
    4 ms (16 and 64 faces, drawn in the page), and the requests to the server's queue or API meanwhile.
 
-Reproduces: docs/browser.md, "Measured" (parts 1-3: decode times, requests, slider-to-pixels),
+Reproduces: docs/browser.md, "The sliders, measured earlier" (parts 1-3),
 "Photos and the mirror" (part 4, --photos-only), "The live mirror" (--mirror), "The first visit"
 (parts 5-6) and "Random faces in the page" (part 7).
 """
