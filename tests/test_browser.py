@@ -12,6 +12,7 @@ from gradio_client import handle_file
 from PIL import Image
 
 from conftest import needs_chromium
+from train.browser import local_page
 from test_app import ASTRONAUT, client, server  # noqa: F401  (the app server and its API client)
 
 HOPPER = "assets/examples/grace_hopper.jpg"
@@ -33,31 +34,18 @@ def browser_page(browser, server):  # noqa: F811
     page.foreign_requests, and every request to the app in page.app_requests. init_script runs
     before the page's own scripts; viewport: width and height in CSS pixels. page.sent keeps
     (url, body) of every request to the app that carries a body."""
-    contexts = []
+    pages = []
 
     def open_page(url, init_script=None, viewport=(1280, 1000)):
-        context = browser.new_context(viewport={"width": viewport[0], "height": viewport[1]})
-        contexts.append(context)
-        foreign, app, sent = [], [], []
-
-        def only_the_app(route):
-            if route.request.url.startswith(server.local_url):
-                route.continue_()
-            else:
-                foreign.append(route.request.url)
-                route.abort()
-
-        context.route("**/*", only_the_app)
-        if init_script:
-            context.add_init_script(init_script)
-        page = context.new_page()
-        page.foreign_requests, page.app_requests, page.sent = foreign, app, sent
+        page = local_page(browser, server.local_url, init_script, viewport)
+        pages.append(page)
+        page.app_requests, page.sent = [], []
 
         def keep(request):
             if request.url.startswith(server.local_url):
-                app.append(request.url)
+                page.app_requests.append(request.url)
                 if request.post_data_buffer:
-                    sent.append((request.url, request.post_data_buffer))
+                    page.sent.append((request.url, request.post_data_buffer))
 
         page.on("request", keep)
         # "load", not "networkidle": the app's session state keeps a heartbeat stream open
@@ -66,8 +54,8 @@ def browser_page(browser, server):  # noqa: F811
         return page
 
     yield open_page
-    for context in contexts:  # the browser outlives the test: its pages stop here
-        context.close()
+    for page in pages:  # the browser outlives the test: its pages stop here
+        page.context.close()
 
 
 @pytest.fixture

@@ -45,10 +45,11 @@ def serving(folder: Path, isolate: bool = False):
         server.server_close()
 
 
-def local_page(browser, url: str, init_script: str | None = None):
-    """A new page (1280×1000, in a context of its own) that reaches url's server only: a request
-    to any other host is refused and kept in page.foreign_requests."""
-    context = browser.new_context(viewport={"width": 1280, "height": 1000})
+def local_page(browser, url: str, init_script: str | None = None, viewport: tuple[int, int] = (1280, 1000)):
+    """A new page (viewport: width and height in CSS pixels), in a context of its own, that reaches
+    url's server only: a request to any other host is refused and kept in page.foreign_requests.
+    init_script runs before the page's own scripts."""
+    context = browser.new_context(viewport={"width": viewport[0], "height": viewport[1]})
     foreign = []
 
     def only_local(route):
