@@ -185,10 +185,16 @@ def test_the_explorer_starts_from_a_photo_chosen_in_the_page(page, client):  # n
 
 def test_morph_and_sample_in_a_browser(page, shots, browser_page):
     page.get_by_role("tab", name="Morph").click()
+    seeds_blend = canvas_pixels(page, "#blend")
     choose_in_page(page, "#morph-photo-a", ASTRONAUT)
     choose_in_page(page, "#morph-photo-b", HOPPER)
     page.wait_for_function("() => [...document.querySelectorAll('.photo-note')].filter("
                            "n => n.innerText.includes('stayed in this browser')).length === 2", timeout=120_000)
+    # the strip is made from the blend as it is: wait until the blend is the photos' (the seeds' before)
+    for _ in range(60):
+        if np.abs(canvas_pixels(page, "#blend") - seeds_blend).mean() > 10:
+            break
+        page.wait_for_timeout(500)
     run_and_wait(page, "Make strip and GIF")
     # a strip of 10 frames and its GIF, made in the page (tests/test_morph_gif_js.py checks them)
     page.wait_for_function("() => Number(document.querySelector('#morph-strip')?.dataset.draws) >= 1", timeout=60_000)
