@@ -35,7 +35,9 @@ GIF_BYTES_JS = """async () => {
 
 def make_strip(page, frames: int) -> list[str]:
     """Set the Frames slider, press "Make strip and GIF" and wait for the strip and its GIF; the
-    requests to the app meanwhile (and for half a second after)."""
+    requests to the app meanwhile (and for half a second after). The strip is the blend's: the
+    button waits for the blend's first face (the page's load event asks the server for it)."""
+    page.wait_for_function("() => document.querySelector('#blend canvas')?.dataset.frames >= 1", timeout=90_000)
     count = page.locator(".block", has=page.get_by_text("Frames", exact=True)).locator("input[type=number]").first
     count.fill(str(frames))
     count.press("Enter")
