@@ -38,10 +38,11 @@ function workerReconstruction(props) {
 }
 
 function cameraFrames(video) {
-  // {next()}: resolves at once when the camera has shown a frame since the last call, else at its
-  // next frame: a face is never worked out twice from the same frame (a camera at 30 frames a
-  // second gives at most 30 faces), nor waited for when one is there
-  if (!('requestVideoFrameCallback' in video)) return { next: () => Promise.resolve() };
+  // {next(), release()}: next resolves at once when the camera has shown a frame since the last
+  // call, else at its next frame: a face is never worked out twice from the same frame (a camera
+  // at 30 frames a second gives at most 30 faces), nor waited for when one is there. release lets
+  // a waiting next go when the camera stops (its loop then ends, and a new Start runs one loop).
+  if (!('requestVideoFrameCallback' in video)) return { next: () => Promise.resolve(), release: () => {} };
   let shown = 0, taken = 0, waiting = null;
   const onFrame = () => {
     shown++;
@@ -54,6 +55,10 @@ function cameraFrames(video) {
     async next() {
       if (shown === taken) await new Promise((resolve) => { waiting = resolve; });
       taken = shown;
+    },
+    release() {
+      waiting?.();
+      waiting = null;
     },
   };
 }
@@ -164,6 +169,7 @@ export function mount(element, props, server) {
   function stopCamera() {
     stream?.getTracks().forEach((track) => track.stop());
     stream = null;
+    newFrames.release();
     video.srcObject = null;
     start.disabled = false;
     stop.disabled = true;
